@@ -1,0 +1,57 @@
+"""Load a model from an HF directory, a ``.nemo`` archive or a Hugging Face Hub id."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import OnePassError
+from ..recognizer import ModelInfo, Recognizer
+from .hf import load_hf_dir
+from .hub import fetch_from_hub, looks_like_hub_id
+from .nemo import load_nemo
+from .weights import build_model
+
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+          "float16": torch.float16, "fp16": torch.float16}
+
+
+def load_model(source: str | Path, device: str | torch.device = "cpu", dtype: str | torch.dtype = "float32",
+               ) -> Recognizer:
+    """Load a model: a directory (config.json + model.safetensors + tokenizer.json +
+    processor_config.json), a ``.nemo`` file, or a hub id such as
+    ``nvidia/nemotron-3.5-asr-streaming-0.6b``."""
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise OnePassError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
+        dtype = DTYPES[dtype]
+    path = Path(source).expanduser()
+    fmt = None
+    if path.is_dir():
+        if (path / "config.json").exists():
+            fmt = "hf"
+        else:
+            nemo_files = sorted(path.glob("*.nemo"))
+            if len(nemo_files) == 1:
+                path, fmt = nemo_files[0], "nemo"
+            else:
+                raise OnePassError(f"{path} is a directory without config.json (Hugging Face layout) "
+                                   "or a single .nemo file")
+    elif path.is_file():
+        fmt = "nemo"
+    elif looks_like_hub_id(str(source)):
+        path = fetch_from_hub(str(source))
+        fmt = "hf" if path.is_dir() else "nemo"
+    else:
+        raise OnePassError(f"model {str(source)!r} not found: give a model directory, a .nemo file "
+                           "or a Hugging Face Hub id (org/name)")
+    loaded = load_hf_dir(path) if fmt == "hf" else load_nemo(path)
+    model = build_model(loaded, str(path))
+    try:
+        model = model.to(device=device, dtype=dtype)
+    except (RuntimeError, AssertionError) as exc:
+        raise OnePassError(f"cannot move the model to {device}: {exc}") from None
+    model.encoder.clear_tables()
+    info = ModelInfo(source=str(source), path=str(path), format=fmt, name=loaded.config.name)
+    return Recognizer(model, loaded.tokenizer, info)

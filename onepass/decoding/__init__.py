@@ -1,0 +1,1 @@
+"""Decoding: greedy RNN-T over encoder frames, and tokens -> text, words, language."""

@@ -1,0 +1,44 @@
+"""The whole network: front end, encoder, prompt, encoder projection, prediction net, joint."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+from .encoder import Encoder, EncoderState
+from .frontend import LogMel
+from .transducer import Joint, PredictionNet, PromptProjector
+
+
+class NemotronASR(nn.Module):
+    """Pure tensors in, tensors out. Decoding and streaming live outside (``onepass.decoding``,
+    ``onepass.streaming``)."""
+
+    def __init__(self, config: ModelConfig, filterbank: torch.Tensor | None = None,
+                 window: torch.Tensor | None = None):
+        super().__init__()
+        self.config = config
+        self.frontend = LogMel(config.frontend, filterbank, window)
+        self.encoder = Encoder(config.encoder)
+        self.prompt_projector = PromptProjector(config) if config.has_prompt else None
+        self.encoder_projector = nn.Linear(config.encoder.hidden_size, config.pred_hidden)
+        self.decoder = PredictionNet(config)
+        self.joint = Joint(config)
+
+    def encode(self, mel: torch.Tensor, mel_valid: torch.Tensor, final: torch.Tensor,
+               state: EncoderState, right_context: int, prompt: torch.Tensor | None):
+        """Encode a block; returns (encoder output after the prompt MLP (B, T, D),
+        joint-ready projection (B, T, pred_hidden), valid counts (B,))."""
+        x, valid = self.encoder(mel, mel_valid, final, state, right_context)
+        if self.prompt_projector is not None:
+            if prompt is None:
+                raise ValueError("this model needs a prompt index per stream")
+            x = self.prompt_projector(x, prompt)
+        return x, self.encoder_projector(x), valid
+
+    def decoder_initial_state(self, batch: int):
+        cfg = self.config
+        p = self.joint.head.weight
+        h = torch.zeros(cfg.pred_layers, batch, cfg.pred_hidden, device=p.device, dtype=p.dtype)
+        return h, h.clone()

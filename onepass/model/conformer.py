@@ -1,0 +1,65 @@
+"""One cache-aware FastConformer layer: FF/2, rel-pos MHSA, causal conv module, FF/2, LN."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .attention import RelPositionAttention
+from .config import EncoderConfig
+
+
+class FeedForward(nn.Module):
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.linear1 = nn.Linear(config.hidden_size, config.ff_size, bias=config.attention_bias)
+        self.linear2 = nn.Linear(config.ff_size, config.hidden_size, bias=config.attention_bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear2(nn.functional.silu(self.linear1(x)))
+
+
+class ConvModule(nn.Module):
+    """Pointwise (as GEMM) -> GLU -> causal depthwise conv with left state -> LN -> SiLU -> pointwise."""
+
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        d, k = config.hidden_size, config.conv_kernel_size
+        self.pointwise_conv1 = nn.Linear(d, 2 * d, bias=config.conv_bias)
+        self.depthwise_conv = nn.Conv1d(d, d, k, groups=d, bias=config.conv_bias)
+        self.norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+        self.pointwise_conv2 = nn.Linear(d, d, bias=config.conv_bias)
+
+    def forward(self, x: torch.Tensor, conv_cache: torch.Tensor, row_valid: torch.Tensor):
+        """x (B, T, D); conv_cache (B, D, k-1); row_valid (B, T, 1) float 1/0.
+        Returns output (B, T, D) and the conv input with its left state (B, D, k-1+T)."""
+        a, gate = self.pointwise_conv1(x).chunk(2, dim=-1)
+        h = (a * torch.sigmoid(gate)) * row_valid
+        h = torch.cat([conv_cache, h.transpose(1, 2)], dim=2)
+        out = self.depthwise_conv(h).transpose(1, 2)
+        out = self.pointwise_conv2(nn.functional.silu(self.norm(out)))
+        return out, h
+
+
+class ConformerLayer(nn.Module):
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        d, eps = config.hidden_size, config.layer_norm_eps
+        self.feed_forward1 = FeedForward(config)
+        self.self_attn = RelPositionAttention(config)
+        self.conv = ConvModule(config)
+        self.feed_forward2 = FeedForward(config)
+        self.norm_feed_forward1 = nn.LayerNorm(d, eps=eps)
+        self.norm_self_att = nn.LayerNorm(d, eps=eps)
+        self.norm_conv = nn.LayerNorm(d, eps=eps)
+        self.norm_feed_forward2 = nn.LayerNorm(d, eps=eps)
+        self.norm_out = nn.LayerNorm(d, eps=eps)
+
+    def forward(self, x, k_cache, v_cache, conv_cache, positions, rel_index, mask, row_valid):
+        x = x + 0.5 * self.feed_forward1(self.norm_feed_forward1(x))
+        att, k, v = self.self_attn(self.norm_self_att(x), k_cache, v_cache, positions, rel_index, mask)
+        x = x + att
+        conv, conv_in = self.conv(self.norm_conv(x), conv_cache, row_valid)
+        x = x + conv
+        x = x + 0.5 * self.feed_forward2(self.norm_feed_forward2(x))
+        return self.norm_out(x), k, v, conv_in
