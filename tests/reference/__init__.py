@@ -1,0 +1,1 @@
+"""Reference helpers for the onepass tests (transformers only; never imports onepass)."""
