@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import OnePassError
+from .languages_table import DEFAULT_PROMPT_DICTIONARY
 from .model.config import ModelConfig
 
 AUTO = "auto"
@@ -19,14 +20,21 @@ class Language:
     auto: bool  # the model detects the language itself
 
 
+_RANK = {key: i for i, key in enumerate(DEFAULT_PROMPT_DICTIONARY)}
+
+
+def _rank(code: str) -> int:
+    return _RANK.get(code, len(_RANK))
+
+
 def canonical_locales(config: ModelConfig) -> dict[int, str]:
-    """Prompt slot -> preferred display code (first xx-YY key, else the first key)."""
+    """Prompt slot -> display code: the first xx-YY key in NVIDIA's dictionary order (saved
+    checkpoints may sort their keys, which would make "hi-HI" win over "hi-IN")."""
+    keys = sorted(config.prompt_dictionary, key=lambda k: (not LOCALE.match(k), _rank(k), k))
     out: dict[int, str] = {}
-    for key, slot in config.prompt_dictionary.items():
-        if key == AUTO:
-            continue
-        if slot not in out or (LOCALE.match(key) and not LOCALE.match(out[slot])):
-            out[slot] = key
+    for key in keys:
+        if key != AUTO:
+            out.setdefault(config.prompt_dictionary[key], key)
     return out
 
 
@@ -57,6 +65,10 @@ def resolve_language(config: ModelConfig, language: str | None) -> Language:
     if slot is None:
         lower = {k.lower(): v for k, v in table.items()}
         slot = lower.get(wanted.lower())
+    if slot is None and len(parts) == 1:  # bare "ja": the first ja-XX locale in NVIDIA's order
+        prefix = parts[0].lower() + "-"
+        slot = next((s for s, code in sorted(canonical_locales(config).items(),
+                                             key=lambda kv: _rank(kv[1])) if code.lower().startswith(prefix)), None)
     if slot is None:
         raise OnePassError(
             f"unknown language {language!r}; supported: {', '.join(supported_languages(config))}")

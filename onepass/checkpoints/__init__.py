@@ -8,6 +8,7 @@ import torch
 
 from ..errors import OnePassError
 from ..recognizer import ModelInfo, Recognizer
+from .demo import demo_path
 from .hf import load_hf_dir
 from .hub import fetch_from_hub, looks_like_hub_id
 from .nemo import load_nemo
@@ -26,6 +27,12 @@ def load_model(source: str | Path, device: str | torch.device = "cpu", dtype: st
         if dtype not in DTYPES:
             raise OnePassError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
         dtype = DTYPES[dtype]
+    if str(source) == "demo":
+        found = demo_path()
+        if found is None:
+            raise OnePassError("the demo model is not included in this installation; pass --model with a "
+                               "model directory, a .nemo file or a hub id")
+        source = found
     path = Path(source).expanduser()
     fmt = None
     if path.is_dir():

@@ -1,0 +1,1 @@
+"""Command line: ``onepass transcribe | models | info``."""

@@ -1,0 +1,49 @@
+"""Entry point: argument parsing and error handling (no tracebacks for user errors)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import OnePassError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import info, transcribe
+
+    parser = argparse.ArgumentParser(
+        prog="onepass", allow_abbrev=False,
+        description="Exact cache-aware streaming speech recognition for NVIDIA Nemotron ASR models.")
+    parser.add_argument("--version", action="version", version=f"onepass {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    transcribe.add_parser(sub)
+    info.add_parsers(sub)
+    return parser
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except OnePassError as exc:
+        print(f"onepass: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("onepass: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
