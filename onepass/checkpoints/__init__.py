@@ -57,6 +57,7 @@ def load_model(source: str | Path, device: str | torch.device = "cpu", dtype: st
     model = build_model(loaded, str(path))
     try:
         model = model.to(device=device, dtype=dtype)
+        model.frontend.float()  # features are always computed in float32, then cast
     except (RuntimeError, AssertionError) as exc:
         raise OnePassError(f"cannot move the model to {device}: {exc}") from None
     model.encoder.clear_tables()

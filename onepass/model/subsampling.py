@@ -102,7 +102,7 @@ class Subsampling(nn.Module):
         if n_max > 0:
             out = conv(buf_f)
         else:
-            out = buf_f.new_zeros(buf.shape[0], conv.out_channels, 0, self._freq_out(buf_f.shape[3]))
+            out = buf_f.new_zeros(buf.shape[0], self.config.subsampling_channels, 0, self._freq_out(buf_f.shape[3]))
         out_time = torch.arange(out.shape[2], device=x.device)
         out = out * (out_time[None, :] < n_out[:, None])[:, None, :, None].to(out.dtype)
         state.pending[i] = buf[:, :, s * steady:p + t_new].clone() if steady else buf[:, :, :p + t_new].clone()
