@@ -1,4 +1,4 @@
-"""Push-style cache-aware streaming for one stream.
+"""Push-style cache-aware streaming for one stream, on the multi-stream engine.
 
     session = recognizer.stream(language="de", chunk_ms=560)
     for piece in audio_pieces:            # any length, any sample rate
@@ -9,124 +9,79 @@
 Every audio frame is encoded once: chunk k runs the encoder on its own 8*(r+1) mel frames with
 cached keys/values, conv and subsampling state. The final partial chunk is flushed exactly as
 the offline pass would compute it, so ``finish().token_ids`` equals offline transcription.
+This is a one-stream view of ``onepass.engine.Engine``: there is one streaming path.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from .audio import SAMPLE_RATE, StreamResampler, to_mono_float32
-from .decoding.greedy import Emissions
-from .decoding.step import StreamBatch, block_mel_frames
-from .decoding.text import clean_text, group_words, make_word
+from .audio import SAMPLE_RATE
+from .decoding.text import IncrementalText
+from .engine import Engine, EngineConfig
 from .errors import OnePassError
-from .model.frontend import MelStream
-from .recognizer import FRAME_S, Recognizer, extend, make_transcript
+from .recognizer import FRAME_S, Recognizer
 from .results import StreamUpdate, Transcript
-
-MAX_CHUNKS_PER_STEP = 16  # when audio arrives faster than real time, encode up to this many chunks at once
 
 
 class StreamingSession:
     def __init__(self, recognizer: Recognizer, language: str | None = None, chunk_ms: int | None = None):
         self.recognizer = recognizer
-        model = recognizer.model
+        self._engine = Engine(recognizer, EngineConfig(max_batch=1, max_streams=1, endpoint_blank_ms=None))
+        self._language, self._chunk_ms = language, chunk_ms
         self.language = recognizer.language(language)
         self.right_context = recognizer.config.right_context_for_chunk_ms(chunk_ms)
         self.chunk_ms = (self.right_context + 1) * round(FRAME_S * 1000)
-        self._batch = StreamBatch(model, 1, self.right_context, [self.language.prompt])
-        self._mel = MelStream(model.frontend)
-        self._pending = torch.zeros(0, model.config.frontend.num_mel_bins)
-        self._resampler: StreamResampler | None = None
-        self._emitted = Emissions()
-        self._words_from = 0  # first token index of the word still open
-        self._text = ""
-        self._samples = 0  # model-rate samples accepted
-        self.finished = False
+        self._id: int | None = None
+        self._rate: int | None = None
+        self._text = IncrementalText(recognizer.tokenizer, FRAME_S)
+        self._transcript: Transcript | None = None
+        self.last_update: StreamUpdate | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self._transcript is not None
 
     def accept(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> StreamUpdate:
         """Feed audio (1-D or (n, channels), int or float PCM). Returns what became final."""
         if self.finished:
             raise OnePassError("this stream is finished; open a new one")
-        audio = self._resample(samples, sample_rate, last=False)
-        return self._advance(audio, final=False)
+        self._open(sample_rate)
+        if sample_rate != self._rate:
+            raise OnePassError(f"sample rate changed mid-stream ({self._rate} -> {sample_rate} Hz)")
+        self._engine.accept(self._id, samples)
+        return self._collect(final=False)
 
     def finish(self) -> Transcript:
         """End of audio: flush the resampler, the front end and the last partial chunk."""
         if self.finished:
             raise OnePassError("this stream is already finished")
-        tail = self._resampler.process(np.zeros(0, np.float32), last=True) if self._resampler else None
-        self.last_update = self._advance(tail if tail is not None else np.zeros(0, np.float32), final=True)
-        self.finished = True
-        return make_transcript(self.recognizer.tokenizer, self.language, self._emitted,
-                               self._samples / SAMPLE_RATE)
+        self._open(SAMPLE_RATE)
+        stream = self._engine.stream(self._id)
+        if stream.samples_in == 0 and not len(stream.pending):
+            stream.resampler.process(np.zeros(0, np.float32), last=True)
+        self._engine.finish(self._id)
+        self.last_update = self._collect(final=True)
+        return self._transcript
 
-    @property
-    def transcript_so_far(self) -> Transcript:
-        return make_transcript(self.recognizer.tokenizer, self.language, self._emitted,
-                               self._samples / SAMPLE_RATE)
+    def _open(self, sample_rate: int) -> None:
+        if self._id is None:
+            self._id = self._engine.open(self._language, self._chunk_ms, sample_rate)
+            self._rate = sample_rate
+            self._stream = self._engine.stream(self._id)
 
-    def _resample(self, samples, sample_rate: int, last: bool) -> np.ndarray:
-        audio = to_mono_float32(np.asarray(samples))
-        if self._resampler is None:
-            self._resampler = StreamResampler(sample_rate, SAMPLE_RATE)
-        elif self._resampler.in_rate != sample_rate:
-            raise OnePassError(f"sample rate changed mid-stream ({self._resampler.in_rate} -> {sample_rate} Hz)")
-        return self._resampler.process(audio, last=last)
-
-    def _advance(self, audio: np.ndarray, final: bool) -> StreamUpdate:
-        self._samples += len(audio)
-        frames = self._mel.accept(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)))
-        if final:
-            frames = torch.cat([frames, self._mel.finish()])
-        self._pending = torch.cat([self._pending, frames])
-        new = Emissions()
-        while True:
-            first = not self._batch.started
-            n_chunks = self._ready_chunks(first)
-            if n_chunks == 0:
-                break
-            size = block_mel_frames(self.recognizer.model, self.right_context, n_chunks, first)
-            extend(new, self._run(self._pending[:size], final=False))
-            self._pending = self._pending[size:]
-        if final:
-            extend(new, self._run(self._pending, final=True))
-            self._pending = self._pending[:0]
-        return self._update(new, final)
-
-    def _ready_chunks(self, first: bool) -> int:
-        model, r = self.recognizer.model, self.right_context
-        have = len(self._pending)
-        one_first = block_mel_frames(model, r, 1, True)
-        per_chunk = block_mel_frames(model, r, 1, False)
-        if first:
-            n = 1 + (have - one_first) // per_chunk if have >= one_first else 0
-        else:
-            n = have // per_chunk
-        return min(n, MAX_CHUNKS_PER_STEP)
-
-    def _run(self, mel: torch.Tensor, final: bool) -> Emissions:
-        valid = torch.tensor([len(mel)])
-        out = self._batch.step(mel[None], valid, torch.tensor([final]))[0]
-        extend(self._emitted, out)
-        return out
-
-    def _update(self, new: Emissions, final: bool) -> StreamUpdate:
-        tok = self.recognizer.tokenizer
-        e = self._emitted
-        text, tags = clean_text(tok.piece_text(e.token_ids))
-        delta = text[len(self._text):] if text.startswith(self._text) else text
-        self._text = text
-        tail_ids = e.token_ids[self._words_from:]
-        groups = group_words(tok, tail_ids)
-        done = groups if final else groups[:-1]
-        words = [make_word(tok, tail_ids, e.frames[self._words_from:], e.probs[self._words_from:], g, FRAME_S)
-                 for g in done]
-        if done:
-            self._words_from += len(tail_ids) if final else groups[-1][0]
-        lang = tags[0] if (self.language.auto and tags) else self.language.code
-        return StreamUpdate(
-            text=text, delta=delta, new_token_ids=list(new.token_ids), new_words=words, language=lang,
-            language_detected=self.language.auto, audio_s=self._samples / SAMPLE_RATE,
-            decoded_s=int(self._batch.encoder_state.frames[0]) * FRAME_S, final=final)
+    def _collect(self, final: bool) -> StreamUpdate:
+        events = self._engine.run_until_idle()
+        closed = [e for e in events if e.kind == "closed"]
+        if closed:
+            self._transcript = closed[-1].transcript
+        s = self._stream
+        e = s.emitted
+        text, delta, words = self._text.update(e.token_ids, e.frames, e.probs, final=final)
+        new_ids = [t for ev in events if ev.kind == "partial" for t in ev.new_token_ids]
+        lang = self._text.tags[0] if (self.language.auto and self._text.tags) else self.language.code
+        update = StreamUpdate(text=text, delta=delta, new_token_ids=new_ids, new_words=words, language=lang,
+                              language_detected=self.language.auto, audio_s=s.samples_in / SAMPLE_RATE,
+                              decoded_s=s.frames_decoded * FRAME_S, final=final)
+        self.last_update = update
+        return update

@@ -57,3 +57,33 @@ def words_from_tokens(tokenizer: Tokenizer, token_ids: list[int], frames: list[i
                       frame_s: float) -> list[Word]:
     return [make_word(tokenizer, token_ids, frames, probs, g, frame_s)
             for g in group_words(tokenizer, token_ids)]
+
+
+class IncrementalText:
+    """Text and completed words of a growing token list, from token ``start`` on.
+
+    ``update`` returns the clean text, what was added since the last call, and the words that
+    can no longer change (all but the last, open one; all of them when ``final``)."""
+
+    def __init__(self, tokenizer: Tokenizer, frame_s: float, start: int = 0):
+        self.tokenizer, self.frame_s = tokenizer, frame_s
+        self.start = start  # first token of this text
+        self.words_from = start  # first token of the word still open
+        self.text = ""
+        self.tags: list[str] = []
+
+    def update(self, token_ids: list[int], frames: list[int], probs: list[float],
+               final: bool = False) -> tuple[str, str, list[Word]]:
+        text, self.tags = clean_text(self.tokenizer.piece_text(token_ids[self.start:]))
+        delta = text[len(self.text):] if text.startswith(self.text) else text
+        self.text = text
+        tail = token_ids[self.words_from:]
+        groups = group_words(self.tokenizer, tail)
+        done = groups if final else groups[:-1]
+        lo = self.words_from
+        words = [make_word(self.tokenizer, tail, frames[lo:], probs[lo:], g, self.frame_s) for g in done]
+        if final:
+            self.words_from = len(token_ids)
+        elif done:
+            self.words_from += groups[-1][0]
+        return text, delta, words

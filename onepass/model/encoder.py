@@ -50,14 +50,14 @@ class Encoder(nn.Module):
         self._tables.clear()
         self._masks.clear()
 
-    def initial_state(self, batch: int) -> EncoderState:
+    def initial_state(self, batch: int, aligned: bool = False) -> EncoderState:
         cfg = self.config
         p = next(self.parameters())
         dev, dt = p.device, p.dtype
         n, h, hd, left = cfg.num_layers, cfg.num_heads, cfg.head_dim, cfg.left_context
         kv = torch.zeros(n, batch, h, left, hd, device=dev, dtype=dt)
         return EncoderState(
-            subsampling=self.subsampling.initial_state(batch, dev, dt),
+            subsampling=self.subsampling.initial_state(batch, dev, dt, aligned=aligned),
             keys=kv, values=kv.clone(),
             conv=torch.zeros(n, batch, cfg.hidden_size, cfg.conv_kernel_size - 1, device=dev, dtype=dt),
             cache_len=torch.zeros(batch, dtype=torch.long, device=dev),
@@ -92,10 +92,12 @@ class Encoder(nn.Module):
         return self._masks[key]
 
     def forward(self, mel: torch.Tensor, mel_valid: torch.Tensor, final: torch.Tensor,
-                state: EncoderState, right_context: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encode a block of new mel frames (B, T, mels) for streams at chunk boundaries.
-        Returns encoder frames (B, T', D) and their valid counts (B,); updates ``state``."""
-        x, valid = self.subsampling(mel, mel_valid, final, state.subsampling)
+                state: EncoderState, right_context: int,
+                lead: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode a block of new mel frames (B, T, mels) for streams at chunk boundaries
+        (``lead``: see ``Subsampling.forward``). Returns encoder frames (B, T', D) and their
+        valid counts (B,); updates ``state``."""
+        x, valid = self.subsampling(mel, mel_valid, final, state.subsampling, lead)
         b, t, _ = x.shape
         if t == 0:
             return x, valid

@@ -49,15 +49,25 @@ class Subsampling(nn.Module):
         self.linear = nn.Linear(c * config.subsampled_freq_bins, config.hidden_size)
         self.scale = config.hidden_size**0.5 if config.xscaling else 1.0
 
-    def initial_state(self, batch: int, device=None, dtype=torch.float32) -> SubsamplingState:
+    def initial_state(self, batch: int, device=None, dtype=torch.float32, aligned: bool = False) -> SubsamplingState:
+        """Zero state. Default: the offline left pad (k-1 zero frames per stage), for a first
+        block of 1 + f*(n-1) mel frames. ``aligned``: k-s pending frames per stage, like a stream
+        in mid-flight, so a first chunk can run in one batch with later chunks: give it
+        ``lead = factor - 1`` zero frames in front (see ``forward``)."""
         cfg = self.config
         pending, freq, chans = [], cfg.input_size, 1
+        frames = (self.kernel - self.stride) if aligned else (self.kernel - 1)
         for _ in range(cfg.subsampling_layers):
-            pending.append(torch.zeros(batch, chans, self.kernel - 1, freq, device=device, dtype=dtype))
+            pending.append(torch.zeros(batch, chans, frames, freq, device=device, dtype=dtype))
             freq = (freq + self.kernel + self.stride - 2 - self.kernel) // self.stride + 1
             chans = cfg.subsampling_channels
         zeros = [torch.zeros(batch, dtype=torch.long, device=device) for _ in range(cfg.subsampling_layers)]
         return SubsamplingState(pending, zeros, [z.clone() for z in zeros])
+
+    @property
+    def first_chunk_lead(self) -> int:
+        """Zero mel frames put before a stream's first chunk to give it the later-chunk length."""
+        return self.config.subsampling_factor - 1
 
     def offline_length(self, frames: torch.Tensor) -> torch.Tensor:
         """Encoder frames an offline pass makes from `frames` valid mel frames."""
@@ -70,45 +80,60 @@ class Subsampling(nn.Module):
         return torch.div(frames_in + (k - 1) + (s - 1) - k, s, rounding_mode="floor") + 1
 
     def forward(self, mel: torch.Tensor, valid: torch.Tensor, final: torch.Tensor,
-                state: SubsamplingState) -> tuple[torch.Tensor, torch.Tensor]:
+                state: SubsamplingState, lead: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """mel (B, T, F) new mel frames; valid (B,) how many are real (rows that are not final
-        must have all T valid); final (B,) bool: this is the row's last call.
+        must have all T valid); final (B,) bool: this is the row's last call; lead (B,) zero
+        frames in front of a row's real frames (a first chunk in an aligned state), whose
+        outputs are discarded stage by stage.
         Returns (B, T', hidden) scaled embeddings and their valid counts (B,)."""
         x = mel.unsqueeze(1)  # (B, 1, T, F)
+        if lead is None:
+            lead = torch.zeros_like(valid)
         stages = [self.conv_in, *self.layers]
+        steady = x.shape[2]  # frames of the rows that are not final (the rest is tail padding)
         for i, conv in enumerate(stages):
-            x, valid = self._stage(i, conv, x, valid, final, state)
+            x, valid, lead, steady = self._stage(i, conv, x, valid, lead, final, state, steady)
             x = torch.relu(x)
+        if bool((lead != 0).any()):
+            raise ValueError("lead frames must vanish by the last subsampling stage")
         b, c, t, f = x.shape
         x = self.linear(x.transpose(1, 2).reshape(b, t, c * f))
         return x * self.scale if self.scale != 1.0 else x, valid
 
-    def _stage(self, i, conv, x, valid, final, state):
+    def _stage(self, i, conv, x, valid, lead, final, state, t_steady):
         k, s = self.kernel, self.stride
         t_new = x.shape[2]
-        time = torch.arange(t_new, device=x.device)
-        x = x * (time[None, :] < valid[:, None])[:, None, :, None].to(x.dtype)
+        time = torch.arange(t_new, device=x.device)[None, :]
+        keep = (time >= lead[:, None]) & (time < (lead + valid)[:, None])
+        x = x * keep[:, None, :, None].to(x.dtype)
         buf = torch.cat([state.pending[i], x], dim=2)
         p = state.pending[i].shape[2]
-        steady = max(0, (p + t_new - k) // s + 1) if p + t_new >= k else 0
+        steady = (p + t_steady - k) // s + 1 if p + t_steady >= k else 0
+        # outputs before the one whose window starts at the first real frame's left pad
+        junk = torch.where(lead > 0, torch.div(p + lead - k + 1, s, rounding_mode="floor"), torch.zeros_like(lead))
         total_in = state.frames_in[i] + valid
         remaining = self._stage_total(total_in) - state.frames_out[i]
-        n_out = torch.where(final, remaining, torch.full_like(remaining, steady))
+        real = torch.where(final, remaining, steady - junk)
+        n_out = junk + real
         n_max = int(n_out.max()) if n_out.numel() else 0
         need = s * (n_max - 1) + k if n_max > 0 else 0
-        if need > buf.shape[2]:
-            buf = nn.functional.pad(buf, (0, 0, 0, need - buf.shape[2]))
+        # a batch of final rows can be shorter than the steady length: pad so state shapes stay fixed
+        width = max(need, p + t_steady)
+        if width > buf.shape[2]:
+            buf = nn.functional.pad(buf, (0, 0, 0, width - buf.shape[2]))
         buf_f = nn.functional.pad(buf[:, :, :need], (k - 1, s - 1))
         if n_max > 0:
             out = conv(buf_f)
         else:
             out = buf_f.new_zeros(buf.shape[0], self.config.subsampling_channels, 0, self._freq_out(buf_f.shape[3]))
-        out_time = torch.arange(out.shape[2], device=x.device)
-        out = out * (out_time[None, :] < n_out[:, None])[:, None, :, None].to(out.dtype)
-        state.pending[i] = buf[:, :, s * steady:p + t_new].clone() if steady else buf[:, :, :p + t_new].clone()
+        out_time = torch.arange(out.shape[2], device=x.device)[None, :]
+        out_keep = (out_time >= junk[:, None]) & (out_time < n_out[:, None])
+        out = out * out_keep[:, None, :, None].to(out.dtype)
+        # what a continuing row keeps; a final row's pending is never used again
+        state.pending[i] = buf[:, :, s * steady:p + t_steady].clone()
         state.frames_in[i] = total_in
-        state.frames_out[i] = state.frames_out[i] + n_out
-        return out, n_out
+        state.frames_out[i] = state.frames_out[i] + real
+        return out, real, junk, steady
 
     def _freq_out(self, padded_freq: int) -> int:
         return (padded_freq - self.kernel) // self.stride + 1

@@ -1,0 +1,199 @@
+"""The engine: open/accept/finish streams, and a step loop that batches them."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import numpy as np
+import torch
+
+from ..audio import SAMPLE_RATE, StreamResampler, check_rate, to_mono_float32
+from ..decoding.greedy import greedy_decode
+from ..decoding.text import IncrementalText
+from ..errors import OnePassError
+from ..model.frontend import MelStream
+from ..recognizer import FRAME_S, Recognizer, extend, make_transcript
+from .config import EngineConfig
+from .events import StreamEvent
+from .scheduler import chunk_frames, chunks_ready, schedule
+from .slots import SlotPool
+from .stream import EngineStream
+
+
+class Engine:
+    def __init__(self, recognizer: Recognizer, config: EngineConfig | None = None):
+        self.recognizer = recognizer
+        self.model = recognizer.model
+        self.config = config or EngineConfig()
+        self.factor = self.model.config.encoder.subsampling_factor
+        self.pools: dict[int, SlotPool] = {}
+        self.streams: dict[int, EngineStream] = {}
+        self._ids = itertools.count()
+        self._mels = self.model.config.frontend.num_mel_bins
+        self._device = recognizer.device
+        self._dtype = self.model.joint.head.weight.dtype
+
+    # ---- stream lifecycle -------------------------------------------------------------
+    def open(self, language: str | None = None, chunk_ms: int | None = None,
+             sample_rate: int = SAMPLE_RATE) -> int:
+        """Open a stream; returns its id. Raises OnePassError when full or on bad options."""
+        if len(self.streams) >= self.config.max_streams:
+            raise OnePassError(f"engine is at capacity ({self.config.max_streams} streams); try again later")
+        lang = self.recognizer.language(language)
+        r = self.recognizer.config.right_context_for_chunk_ms(chunk_ms)
+        check_rate(sample_rate)
+        pool = self.pools.get(r)
+        if pool is None:
+            pool = self.pools[r] = SlotPool(self.model, r, self.config.slot_growth)
+        sid = next(self._ids)
+        self.streams[sid] = EngineStream(
+            id=sid, right_context=r, slot=pool.acquire(), language=lang,
+            resampler=StreamResampler(sample_rate, SAMPLE_RATE), mel=MelStream(self.model.frontend),
+            pending=torch.zeros(0, self._mels), text=IncrementalText(self.recognizer.tokenizer, FRAME_S))
+        return sid
+
+    def stream(self, stream_id: int) -> EngineStream:
+        s = self.streams.get(stream_id)
+        if s is None:
+            raise OnePassError(f"no open stream {stream_id}")
+        return s
+
+    def accept(self, stream_id: int, samples: np.ndarray) -> None:
+        """Add audio (at the rate given to open()); int or float PCM, mono or (n, channels)."""
+        s = self.stream(stream_id)
+        if s.input_done:
+            raise OnePassError("this stream is finished; open a new one")
+        before = chunks_ready(s, self.factor)
+        s.push(to_mono_float32(np.asarray(samples)))
+        now = time.monotonic()
+        s.ready_at.extend([now] * (chunks_ready(s, self.factor) - before))
+
+    def finish(self, stream_id: int) -> None:
+        """No more audio: the next steps encode the rest and report "closed"."""
+        s = self.stream(stream_id)
+        if s.input_done:
+            raise OnePassError("this stream is already finished")
+        before = chunks_ready(s, self.factor)
+        s.push(np.zeros(0, np.float32), last=True)
+        s.input_done = True
+        s.ready_at.extend([time.monotonic()] * (chunks_ready(s, self.factor) - before + 1))
+
+    def finalize(self, stream_id: int) -> list[StreamEvent]:
+        """Force an end of utterance at what has been decoded so far."""
+        s = self.stream(stream_id)
+        return [self._end_utterance(s)] if s.text.text else []
+
+    def close(self, stream_id: int) -> None:
+        """Drop a stream now (client gone); its slot is reused."""
+        s = self.streams.pop(stream_id, None)
+        if s is not None and not s.closed:
+            s.closed = True
+            self.pools[s.right_context].release(s.slot)
+
+    # ---- step loop ---------------------------------------------------------------------
+    def has_work(self) -> bool:
+        return any(not s.closed and (chunks_ready(s, self.factor) > 0 or s.input_done)
+                   for s in self.streams.values())
+
+    def step(self) -> list[StreamEvent]:
+        """One batched step per chunk size: schedule -> execute -> update."""
+        events: list[StreamEvent] = []
+        for r, pool in self.pools.items():
+            batch = schedule([s for s in self.streams.values() if s.right_context == r],
+                             self.factor, self.config.max_batch)
+            if batch:
+                events += self._update(batch, *self._execute(pool, batch))
+        return events
+
+    def run_until_idle(self) -> list[StreamEvent]:
+        events = []
+        while self.has_work():
+            events += self.step()
+        return events
+
+    @torch.no_grad()
+    def _execute(self, pool: SlotPool, batch: list[EngineStream]):
+        r = pool.right_context
+        full = chunk_frames(False, r, self.factor)
+        lead0 = full - chunk_frames(True, r, self.factor)
+        b = len(batch)
+        mel = torch.zeros(b, full, self._mels)
+        valid = torch.zeros(b, dtype=torch.long)
+        lead = torch.zeros(b, dtype=torch.long)
+        final = torch.zeros(b, dtype=torch.bool)
+        for i, s in enumerate(batch):
+            need = chunk_frames(not s.started, r, self.factor)
+            take = min(len(s.pending), need)
+            final[i] = s.input_done and len(s.pending) <= need
+            lead[i] = 0 if s.started else lead0
+            mel[i, lead[i]:lead[i] + take] = s.pending[:take]
+            valid[i] = take
+            s.pending = s.pending[take:]
+        slots = torch.tensor([s.slot for s in batch], device=self._device)
+        enc, dec = pool.gather(slots)
+        offsets = enc.frames.clone()
+        prompt = (torch.tensor([s.language.prompt for s in batch], device=self._device)
+                  if self.model.config.has_prompt else None)
+        dev = self._device
+        _, proj, n = self.model.encode(mel.to(dev, self._dtype), valid.to(dev), final.to(dev), enc, r, prompt,
+                                       lead.to(dev))
+        emissions = greedy_decode(self.model, proj, n, dec, offsets)
+        pool.scatter(slots, enc, dec)
+        for s in batch:
+            s.started = True
+        return emissions, n.tolist(), final.tolist()
+
+    def _update(self, batch, emissions, n_frames, final) -> list[StreamEvent]:
+        events = []
+        now = time.monotonic()
+        eou = self.config.endpoint_blank_ms
+        for s, e, n, is_final in zip(batch, emissions, n_frames, final):
+            latency = now - s.ready_at.popleft() if s.ready_at else 0.0
+            if e.token_ids:
+                if s.utterance_start_frame is None:
+                    s.utterance_start_frame = e.frames[0]
+                s.blank_frames = s.frames_decoded + n - 1 - e.frames[-1]
+            else:
+                s.blank_frames += n
+            s.frames_decoded += n
+            extend(s.emitted, e)
+            if e.token_ids:
+                events.append(self._partial(s, e.token_ids, latency))
+            if s.text.text and (is_final or (eou is not None and s.blank_frames * FRAME_S * 1000 >= eou)):
+                events.append(self._end_utterance(s, latency))
+            if is_final:
+                events.append(self._close_event(s, latency))
+        return events
+
+    # ---- events ------------------------------------------------------------------------
+    def _event(self, s: EngineStream, kind: str, text: str, latency: float, **kw) -> StreamEvent:
+        code = (s.text.tags[0] if s.language.auto and s.text.tags else s.language.code)
+        start = (s.utterance_start_frame or 0) * FRAME_S
+        return StreamEvent(stream_id=s.id, seq=s.next_seq(), kind=kind, utterance_id=s.utterance_id, text=text,
+                           start_s=start, end_s=s.frames_decoded * FRAME_S, language=code,
+                           language_detected=s.language.auto,
+                           lag_s=max(0.0, s.samples_in / SAMPLE_RATE - s.frames_decoded * FRAME_S),
+                           latency_s=latency, **kw)
+
+    def _partial(self, s: EngineStream, new_ids: list[int], latency: float) -> StreamEvent:
+        e = s.emitted
+        text, delta, words = s.text.update(e.token_ids, e.frames, e.probs)
+        return self._event(s, "partial", text, latency, delta=delta, new_token_ids=list(new_ids), new_words=words)
+
+    def _end_utterance(self, s: EngineStream, latency: float = 0.0) -> StreamEvent:
+        e = s.emitted
+        text, delta, words = s.text.update(e.token_ids, e.frames, e.probs, final=True)
+        event = self._event(s, "utterance_end", text, latency, delta=delta, new_words=words)
+        s.utterance_id += 1
+        s.utterance_start_frame = None
+        s.text = IncrementalText(self.recognizer.tokenizer, FRAME_S, start=len(e.token_ids))
+        return event
+
+    def _close_event(self, s: EngineStream, latency: float) -> StreamEvent:
+        transcript = make_transcript(self.recognizer.tokenizer, s.language, s.emitted, s.samples_in / SAMPLE_RATE)
+        event = self._event(s, "closed", transcript.text, latency, transcript=transcript)
+        s.closed = True
+        self.pools[s.right_context].release(s.slot)
+        del self.streams[s.id]
+        return event
