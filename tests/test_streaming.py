@@ -15,7 +15,8 @@ from tests.conftest import RIGHT_CONTEXTS, stream_in_pieces
 def test_streaming_equals_offline(asr, clips, r):
     for name, audio in clips.items():
         offline = asr.transcribe_batch([audio], language="fr-FR", chunk_ms=(r + 1) * 80)[0]
-        for seed, piece in ((1, 300), (2, 20000)):
+        # small pieces at the large chunks (many calls per chunk), large pieces at the small ones
+        for seed, piece in (((1, 300),) if r >= 3 else ((2, 20000),)):
             streamed, updates = stream_in_pieces(asr, audio, "fr-FR", (r + 1) * 80, seed=seed, max_piece=piece)
             assert streamed.token_ids == offline.token_ids, (name, r, piece)
             assert streamed.text == offline.text
