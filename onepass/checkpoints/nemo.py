@@ -12,6 +12,7 @@ import math
 import re
 import tarfile
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -158,13 +159,14 @@ def load_nemo(path: Path) -> LoadedCheckpoint:
         tok_name = _tokenizer_member(cfg, members)
         tok_bytes = read(tok_name)
     config = config_from_nemo(cfg, path.stem)
-    if config.has_prompt:
-        w = raw.get("prompt_kernel.0.weight")
-        if w is None:
-            raise OnePassError(f"{path}: config has a prompt dictionary but weights have no prompt_kernel")
-        from dataclasses import replace
-
-        config = replace(config, prompt_hidden=int(w.shape[0]), num_prompts=int(w.shape[1]) - config.encoder.hidden_size)
+    w = raw.get("prompt_kernel.0.weight")
+    if w is not None:  # NeMo builds the prompt MLP only with model_defaults.initialize_prompt_feature
+        config = replace(config, prompt_hidden=int(w.shape[0]),
+                         num_prompts=int(w.shape[1]) - config.encoder.hidden_size)
+        if not config.prompt_dictionary:
+            raise OnePassError(f"{path}: the model has a language prompt but no prompt_dictionary in its config")
+    else:
+        config = replace(config, num_prompts=0, prompt_dictionary={}, default_language="en")
     with tempfile.NamedTemporaryFile(suffix=".model") as f:
         f.write(tok_bytes)
         f.flush()

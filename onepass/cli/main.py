@@ -9,6 +9,7 @@ from ..errors import OnePassError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import eval as eval_cmd
     from . import info, transcribe
 
     parser = argparse.ArgumentParser(
@@ -18,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     transcribe.add_parser(sub)
     info.add_parsers(sub)
+    eval_cmd.add_parser(sub)
     return parser
 
 

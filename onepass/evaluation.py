@@ -1,0 +1,124 @@
+"""Word error rate over NeMo-style manifests (JSON lines: audio_filepath, text, lang, duration)."""
+
+from __future__ import annotations
+
+import json
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import OnePassError
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    audio_filepath: Path
+    text: str
+    lang: str | None
+    duration_s: float | None
+
+
+@dataclass
+class LanguageScore:
+    utterances: int = 0
+    audio_s: float = 0.0
+    refs: list[str] = field(default_factory=list)  # normalised references
+    hyps: list[str] = field(default_factory=list)
+    refs_cased: list[str] = field(default_factory=list)  # as written: case and punctuation count
+    hyps_cased: list[str] = field(default_factory=list)
+    detected_right: int = 0  # auto mode: detected language == manifest language
+
+
+def read_manifest(path: str | Path) -> list[ManifestEntry]:
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise OnePassError(f"cannot read manifest {path}: {exc}") from None
+    entries = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            audio = Path(row["audio_filepath"])
+            text = str(row["text"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise OnePassError(f"{path}:{n}: not a manifest line with audio_filepath and text ({exc})") from None
+        if not audio.is_absolute():
+            audio = path.parent / audio
+        entries.append(ManifestEntry(audio, text, row.get("lang") or row.get("language"), row.get("duration")))
+    if not entries:
+        raise OnePassError(f"manifest {path} has no entries")
+    return entries
+
+
+def normalize(text: str) -> str:
+    """Lowercase, punctuation removed (apostrophes inside words kept), spaces collapsed."""
+    out = []
+    for ch in unicodedata.normalize("NFC", text.lower()):
+        if unicodedata.category(ch).startswith("P") and ch != "'":
+            out.append(" ")
+        else:
+            out.append(ch)
+    return " ".join("".join(out).replace(" '", " ").replace("' ", " ").split())
+
+
+def word_error_rate(refs: list[str], hyps: list[str]) -> float:
+    import jiwer
+
+    pairs = [(r, h) for r, h in zip(refs, hyps) if r.strip()]
+    if not pairs:
+        return 0.0
+    return float(jiwer.wer([r for r, _ in pairs], [h for _, h in pairs]))
+
+
+def evaluate(recognizer, entries: list[ManifestEntry], *, language: str | None = None, chunk_ms: int | None = None,
+             mode: str = "offline", progress=None) -> dict:
+    """Transcribe every entry and score it; returns the report as a dict (JSON-ready)."""
+    from .audio import load_for_model
+
+    scores: dict[str, LanguageScore] = {}
+    wall = 0.0
+    for entry in (progress(entries) if progress else entries):
+        lang = language or entry.lang
+        samples, duration = load_for_model(entry.audio_filepath)
+        start = time.perf_counter()
+        if mode == "stream":
+            session = recognizer.stream(language=lang, chunk_ms=chunk_ms)
+            step = session.chunk_ms * 16
+            for pos in range(0, len(samples), step):
+                session.accept(samples[pos:pos + step])
+            result = session.finish()
+        else:
+            result = recognizer.transcribe_batch([samples], language=lang, chunk_ms=chunk_ms)[0]
+        wall += time.perf_counter() - start
+        s = scores.setdefault(entry.lang or "all", LanguageScore())
+        s.utterances += 1
+        s.audio_s += duration
+        s.refs.append(normalize(entry.text))
+        s.hyps.append(normalize(result.text))
+        s.refs_cased.append(entry.text)
+        s.hyps_cased.append(result.text)
+        if result.language_detected and entry.lang and result.language:
+            s.detected_right += recognizer.language(entry.lang).prompt == recognizer.language(result.language).prompt
+    all_refs = [r for s in scores.values() for r in s.refs]
+    all_hyps = [h for s in scores.values() for h in s.hyps]
+    audio_s = sum(s.audio_s for s in scores.values())
+    report = {
+        "model": recognizer.info.name, "mode": mode, "chunk_ms": chunk_ms, "language": language or "manifest",
+        "utterances": len(all_refs), "audio_s": round(audio_s, 2),
+        "rtfx": round(audio_s / wall, 2) if wall else None,
+        "wer": word_error_rate(all_refs, all_hyps),
+        "wer_cased_punctuated": word_error_rate([r for s in scores.values() for r in s.refs_cased],
+                                                [h for s in scores.values() for h in s.hyps_cased]),
+        "languages": {
+            lang: {"utterances": s.utterances, "audio_s": round(s.audio_s, 2),
+                   "wer": word_error_rate(s.refs, s.hyps),
+                   "wer_cased_punctuated": word_error_rate(s.refs_cased, s.hyps_cased),
+                   **({"language_id_accuracy": s.detected_right / s.utterances}
+                      if (language or "").lower() == "auto" else {})}
+            for lang, s in sorted(scores.items())},
+    }
+    return report
