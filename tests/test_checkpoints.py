@@ -109,3 +109,12 @@ def test_bfloat16_loads_and_runs(hf_dir, clips):
     assert asr.model.joint.head.weight.dtype == torch.bfloat16
     result = asr.transcribe(clips["normal"], 16000, language="en-US", chunk_ms=560)
     assert all(0 <= t < asr.config.vocab_size for t in result.token_ids)
+
+
+def test_weights_with_more_layers_than_the_config(copy_dir):
+    d = copy_dir()
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["encoder_config"]["num_hidden_layers"] = 1
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(OnePassError, match="does not use"):
+        onepass.load_model(d)

@@ -50,6 +50,13 @@ IGNORED = re.compile(r"^(preprocessor\.|encoder\.pos_enc\.|.*num_batches_tracked
 
 
 def nemo_to_hf_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    state = dict(state)
+    shared = {k: state.pop(f"encoder.pos_bias_{k}") for k in ("u", "v") if f"encoder.pos_bias_{k}" in state}
+    if shared:  # untie_biases=False: one pair of position biases for every layer
+        layers = {int(m.group(1)) for k in state if (m := re.match(r"^encoder\.layers\.(\d+)\.", k))}
+        for i in layers:
+            for k, value in shared.items():
+                state[f"encoder.layers.{i}.self_attn.pos_bias_{k}"] = value
     out = {}
     for key, value in state.items():
         if IGNORED.match(key):
@@ -87,6 +94,8 @@ def config_from_nemo(cfg: dict, name: str) -> ModelConfig:
     _require(bool(_get(enc, "causal_downsampling", default=False)), "non-causal subsampling (not cache-aware)")
     _require(str(_get(enc, "att_context_style", default="chunked_limited")) == "chunked_limited",
              "attention context style other than chunked_limited")
+    _require(str(_get(enc, "conv_norm_type", default="layer_norm")) == "layer_norm",
+             "conv module norm other than layer_norm")
     mels = int(_get(pre, "features", "nfilt", default=128))
     _require(int(_get(enc, "feat_in", default=mels)) == mels, "encoder feat_in != preprocessor features")
     contexts = _get(enc, "att_context_size", default=[56, 13])

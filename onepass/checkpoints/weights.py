@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import torch
@@ -11,6 +12,9 @@ from ..model.asr import NemotronASR
 from ..model.config import ModelConfig
 from ..model.frontend import LogMel
 from ..tokenizer import Tokenizer
+
+
+IGNORABLE = re.compile(r"(inv_freq|num_batches_tracked|position_ids)$")
 
 
 @dataclass
@@ -45,6 +49,10 @@ def build_model(loaded: LoadedCheckpoint, where: str) -> NemotronASR:
         probe = NemotronASR(loaded.config)
     expected = {k: v.shape for k, v in probe.state_dict().items()}
     state = {k: v for k, v in loaded.state_dict.items() if k in expected}
+    unexpected = sorted(k for k in loaded.state_dict if k not in expected and not IGNORABLE.search(k))
+    if unexpected:
+        raise OnePassError(f"checkpoint {where} has {len(unexpected)} tensors this config does not use "
+                           f"(e.g. {', '.join(unexpected[:4])}): config and weights disagree")
     missing = sorted(set(expected) - set(state))
     bad = [f"{k}: checkpoint {tuple(state[k].shape)} vs config {tuple(expected[k])}"
            for k in state if tuple(state[k].shape) != tuple(expected[k])]
