@@ -10,7 +10,7 @@ from ..errors import OnePassError
 
 def build_parser() -> argparse.ArgumentParser:
     from . import eval as eval_cmd
-    from . import info, transcribe
+    from . import info, serve, stream, transcribe
 
     parser = argparse.ArgumentParser(
         prog="onepass", allow_abbrev=False,
@@ -20,6 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_parser(sub)
     info.add_parsers(sub)
     eval_cmd.add_parser(sub)
+    serve.add_parser(sub)
+    stream.add_parser(sub)
     return parser
 
 

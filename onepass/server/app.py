@@ -1,0 +1,76 @@
+"""The FastAPI app: routes, health, metrics, and the engine runner's lifetime."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, Response
+
+from ..engine import Engine, EngineConfig
+from ..recognizer import Recognizer
+from . import deepgram, rest
+from .config import ServerConfig
+from .metrics import Metrics
+from .protocol import Health
+from .runner import EngineRunner
+
+STATIC = Path(__file__).parent / "static"
+
+
+@dataclass
+class ServerState:
+    recognizer: Recognizer
+    config: ServerConfig
+    runner: EngineRunner
+    metrics: Metrics
+
+
+def create_app(recognizer: Recognizer, config: ServerConfig | None = None) -> FastAPI:
+    """One engine per app; its thread runs while the app is being served."""
+    config = config or ServerConfig()
+    metrics = Metrics()
+    engine = Engine(recognizer, EngineConfig(max_batch=config.max_batch, max_streams=config.max_streams,
+                                             endpoint_blank_ms=config.endpoint_blank_ms))
+    runner = EngineRunner(engine, metrics, capacity=config.max_streams)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        runner.start()
+        try:
+            yield
+        finally:
+            runner.stop()
+
+    app = FastAPI(title="onepass", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.onepass = ServerState(recognizer, config, runner, metrics)
+    app.include_router(rest.router)
+    app.add_api_websocket_route("/v1/listen", deepgram.listen)
+
+    @app.get("/health")
+    async def health():
+        return Health(status="ok", model=config.model_name, active_streams=runner.active,
+                      capacity=runner.capacity).model_dump()
+
+    @app.get("/ready")
+    async def ready():
+        ok = runner.alive
+        body = Health(status="ok" if ok else "loading", model=config.model_name,
+                      active_streams=runner.active, capacity=runner.capacity)
+        return Response(body.model_dump_json(), status_code=200 if ok else 503, media_type="application/json")
+
+    @app.get("/metrics")
+    async def prometheus(request: Request):
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/")
+    async def index():
+        page = STATIC / "index.html"
+        if not page.exists():
+            return Response("onepass server: see /v1/listen, /v1/realtime, /v1/audio/transcriptions\n",
+                            media_type="text/plain")
+        return FileResponse(page)
+
+    return app

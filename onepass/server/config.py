@@ -1,0 +1,19 @@
+"""Server settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    model_name: str = "onepass"  # id reported by /v1/models and in Deepgram metadata
+    api_keys: tuple[str, ...] = ()  # accepted keys; empty: no authentication
+    max_streams: int = 16  # open streams (WebSocket + REST) the engine admits; more get 503
+    max_batch: int = 16  # streams per batched engine step
+    endpoint_blank_ms: int | None = 800  # silence (no tokens) that ends an utterance, ms
+    max_message_bytes: int = 1 << 20  # largest WebSocket message accepted, bytes
+    max_upload_bytes: int = 100 << 20  # largest REST upload, bytes
+    idle_timeout_s: float = 30.0  # close a WebSocket that sends nothing (audio or KeepAlive) this long
+    retry_after_s: int = 2  # Retry-After on 503 when at capacity, seconds
+    cors_origins: tuple[str, ...] = field(default_factory=tuple)  # browser origins allowed for REST

@@ -1,0 +1,209 @@
+"""Deepgram-style live endpoint: ``GET /v1/listen`` (WebSocket).
+
+Binary frames are PCM audio; text frames are KeepAlive / Finalize / CloseStream. Our text never
+changes once emitted, so completed words go out at once as ``is_final`` Results; the word still
+being spoken goes out as an interim (``interim_results=true``); an endpoint (or Finalize) sends
+``speech_final`` and, with ``utterance_end_ms``, an ``UtteranceEnd``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import string
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+from fastapi import WebSocket
+from pydantic import ValidationError
+
+from ..audio import PCM_ENCODINGS, SAMPLE_RATE, decode_pcm
+from ..engine import StreamEvent
+from ..errors import OnePassError
+from ..results import Word
+from .gate import admit, deny, error_response
+from .protocol import (DG_CONTROL_IN, DGAlternative, DGChannel, DGError, DGMetadata, DGModelInfo, DGResults,
+                       DGResultsMetadata, DGUtteranceEnd, DGWord, OnePassInfo, StreamSummary)
+from .session import Session
+
+PUNCT = string.punctuation + "¿¡«»…“”‘’„。，、！？"
+TRUE = ("true", "1", "yes")
+
+
+@dataclass(frozen=True)
+class ListenOptions:
+    encoding: str = "linear16"
+    sample_rate: int = SAMPLE_RATE
+    channels: int = 1
+    language: str | None = None
+    chunk_ms: int | None = None
+    interim_results: bool = False
+    utterance_end_ms: int | None = None
+
+    @classmethod
+    def parse(cls, q, recognizer) -> "ListenOptions":
+        """Query parameters -> options; OnePassError names the bad one."""
+        def num(name, default):
+            v = q.get(name)
+            if v is None or v == "":
+                return default
+            try:
+                return int(v)
+            except ValueError:
+                raise OnePassError(f"{name} must be a whole number, got {v!r}") from None
+
+        enc = q.get("encoding", "linear16")
+        if enc not in PCM_ENCODINGS:
+            raise OnePassError(f"encoding {enc!r} is not supported; use one of {', '.join(PCM_ENCODINGS)}")
+        lang = q.get("language") or None
+        if lang == "multi":  # Deepgram's name for code-switching / auto-detect
+            lang = "auto"
+        opts = cls(encoding=enc, sample_rate=num("sample_rate", SAMPLE_RATE), channels=num("channels", 1),
+                   language=lang, chunk_ms=num("chunk_ms", None),
+                   interim_results=q.get("interim_results", "false").lower() in TRUE,
+                   utterance_end_ms=num("utterance_end_ms", None))
+        if not 1 <= opts.sample_rate <= 384000:
+            raise OnePassError(f"sample_rate must be between 1 and 384000 Hz, got {opts.sample_rate}")
+        if not 1 <= opts.channels <= 64:
+            raise OnePassError(f"channels must be between 1 and 64, got {opts.channels}")
+        recognizer.language(opts.language)
+        recognizer.config.right_context_for_chunk_ms(opts.chunk_ms)
+        return opts
+
+
+def _dg_word(w: Word, language: str | None) -> DGWord:
+    plain = w.word.strip(PUNCT).lower() or w.word
+    return DGWord(word=plain, start=w.start_s, end=w.end_s, confidence=w.confidence,
+                  punctuated_word=w.word, language=language)
+
+
+class DeepgramSession(Session):
+    """Maps engine events of one stream onto Deepgram messages."""
+
+    def __init__(self, ws: WebSocket, opts: ListenOptions, sid: int, events: asyncio.Queue):
+        super().__init__(ws, sid, events)
+        self.opts = opts
+        self.request_id = str(uuid.uuid4())
+        self.cursor_s = 0.0  # end of the audio covered by final results
+        self.pending: list[Word] = []  # completed words of this utterance not yet sent as final
+        self.sent_chars = 0  # characters of this utterance's text already sent as final
+        self.from_finalize = False
+        self.samples_in = 0
+
+    # ---- client -> engine --------------------------------------------------------------
+    async def on_bytes(self, data: bytes) -> None:
+        try:
+            samples = np.array(decode_pcm(data, self.opts.encoding, self.opts.channels))  # own, writable
+        except OnePassError as exc:
+            await self.send(DGError(variant="DataError", description=str(exc)))
+            return
+        if len(samples):
+            self.samples_in += len(samples)
+            await self.runner.accept(self.sid, samples, self.opts.sample_rate)
+
+    async def on_text(self, text: str) -> str | None:
+        try:
+            msg = DG_CONTROL_IN.validate_python(json.loads(text))
+        except (ValueError, ValidationError):
+            await self.send(DGError(variant="SchemaError", message=text[:1000],
+                                    description="expected JSON {\"type\": \"KeepAlive\" | \"Finalize\" | "
+                                                "\"CloseStream\"} or binary audio"))
+            return None
+        if msg.type == "Finalize":
+            self.from_finalize = True
+            await self.runner.finalize(self.sid)
+        elif msg.type == "CloseStream":
+            return "close"
+        return None
+
+    async def on_error(self, message: str) -> None:
+        await self.send(DGError(variant="DataError", description=message))
+
+    async def on_timeout(self) -> None:
+        await self.send(DGError(variant="Timeout", description=f"no audio or KeepAlive for "
+                                                               f"{self.config.idle_timeout_s:g} s; closing"))
+
+    async def on_oversize(self, size: int) -> None:
+        await self.send(DGError(variant="DataError", description=f"message of {size} bytes exceeds the "
+                                f"{self.config.max_message_bytes}-byte limit; send smaller chunks"))
+
+    async def on_closed(self, ev: StreamEvent) -> None:
+        name, t = self.config.model_name, ev.transcript
+        await self.send(DGMetadata(
+            request_id=self.request_id, created=datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            duration=self.samples_in / self.opts.sample_rate, channels=self.opts.channels, models=[name],
+            model_info={name: DGModelInfo(name=name)},
+            onepass=StreamSummary(transcript=t.text, language=t.language, language_detected=t.language_detected)))
+
+    # ---- engine -> client --------------------------------------------------------------
+    def translate(self, ev: StreamEvent) -> list:
+        out = []
+        if ev.kind == "partial":
+            self.pending += ev.new_words
+            k, end = self._commit_point(ev.text)
+            if k:
+                out.append(self._results(ev, self.pending[:k], True, False, ev.text[self.sent_chars:end].strip()))
+                self.pending, self.sent_chars = self.pending[k:], end
+            tail = ev.text[self.sent_chars:].strip()
+            if self.opts.interim_results and tail:
+                out.append(self._results(ev, self.pending, False, False, tail))
+        elif ev.kind == "utterance_end":
+            words = self.pending + ev.new_words
+            out.append(self._results(ev, words, True, True, ev.text[self.sent_chars:].strip(),
+                                     from_finalize=self.from_finalize))
+            self.from_finalize, self.pending, self.sent_chars = False, [], 0
+            if self.opts.utterance_end_ms is not None:
+                out.append(DGUtteranceEnd(last_word_end=words[-1].end_s if words else ev.end_s))
+        return out
+
+    def _commit_point(self, text: str) -> tuple[int, int]:
+        """How many pending words end at a space in ``text``, and where: final results are cut
+        only at spaces, so joining them with spaces (as Deepgram clients do) gives the text."""
+        best, cur = (0, self.sent_chars), self.sent_chars
+        for i, w in enumerate(self.pending):
+            p = text.find(w.word, cur)
+            if p < 0:
+                break
+            cur = p + len(w.word)
+            if cur < len(text) and text[cur] == " ":
+                best = (i + 1, cur)
+        return best
+
+    def _results(self, ev: StreamEvent, words: list[Word], is_final: bool, speech_final: bool,
+                 text: str, from_finalize: bool = False) -> DGResults:
+        start = self.cursor_s
+        if is_final:
+            self.cursor_s = max(self.cursor_s, ev.end_s)
+        conf = sum(w.confidence for w in words) / len(words) if words else 0.0
+        name = self.config.model_name
+        return DGResults(
+            start=start, duration=max(0.0, ev.end_s - start), is_final=is_final, speech_final=speech_final,
+            from_finalize=from_finalize,
+            channel=DGChannel(alternatives=[DGAlternative(
+                transcript=text, confidence=conf, words=[_dg_word(w, ev.language) for w in words],
+                languages=[ev.language] if ev.language else [])]),
+            metadata=DGResultsMetadata(request_id=self.request_id, model_info=DGModelInfo(name=name),
+                                       model_uuid=name),
+            onepass=OnePassInfo(language=ev.language, language_detected=ev.language_detected,
+                                lag_s=ev.lag_s, latency_s=ev.latency_s))
+
+
+async def listen(ws: WebSocket) -> None:
+    state = ws.app.state.onepass
+    try:
+        opts = ListenOptions.parse(ws.query_params, state.recognizer)
+    except OnePassError as exc:
+        await deny(ws, error_response(400, str(exc), "invalid_request_error", "bad_option"))
+        return
+    lease = await admit(ws)
+    if lease is None:
+        return
+    try:
+        await ws.accept()
+        sid, events = await state.runner.open(opts.language, opts.chunk_ms, opts.sample_rate)
+        state.metrics.streams.labels("deepgram").inc()
+        await DeepgramSession(ws, opts, sid, events).run()
+    finally:
+        lease.release()

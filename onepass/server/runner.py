@@ -1,0 +1,165 @@
+"""One engine per process, stepped by a background thread.
+
+The asyncio side never touches the engine: it queues commands (open, accept, finish...) that
+the engine thread runs between steps, in order, and gets each stream's events on its own
+asyncio queue. Admission (a lease per stream) is counted on the asyncio side, before any
+WebSocket upgrade, so a refused client costs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import queue
+import threading
+import time
+from typing import Callable
+
+import numpy as np
+
+from ..engine import Engine, StreamEvent
+from ..engine.scheduler import schedule
+from .metrics import Metrics
+
+
+class Lease:
+    """A reserved stream place; release() exactly once (idempotent)."""
+
+    def __init__(self, runner: "EngineRunner"):
+        self._runner = runner
+        self._held = True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._runner.active -= 1
+            self._runner.metrics.active.set(self._runner.active)
+
+
+class EngineRunner:
+    def __init__(self, engine: Engine, metrics: Metrics, capacity: int):
+        self.engine = engine
+        self.metrics = metrics
+        self.capacity = capacity
+        self.active = 0  # leases held (asyncio thread only)
+        self._cmds: queue.SimpleQueue = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._stop = False
+        self._queues: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = {}
+        self._thread = threading.Thread(target=self._run, name="onepass-engine", daemon=True)
+
+    # ---- lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop = True
+        self._wake.set()
+        self._thread.join(timeout_s)
+
+    # ---- admission ---------------------------------------------------------------------
+    def try_lease(self) -> Lease | None:
+        if self.active >= self.capacity:
+            self.metrics.refused.inc()
+            return None
+        self.active += 1
+        self.metrics.active.set(self.active)
+        return Lease(self)
+
+    # ---- stream API (awaitable; runs on the engine thread) --------------------------------
+    def call(self, fn: Callable[[Engine], object]) -> asyncio.Future:
+        cf: concurrent.futures.Future = concurrent.futures.Future()
+        self._cmds.put((fn, cf))
+        self._wake.set()
+        return asyncio.wrap_future(cf)
+
+    async def open(self, language: str | None, chunk_ms: int | None,
+                   sample_rate: int) -> tuple[int, asyncio.Queue]:
+        loop, q = asyncio.get_running_loop(), asyncio.Queue()
+
+        def _open(engine: Engine) -> int:
+            sid = engine.open(language, chunk_ms, sample_rate)
+            self._queues[sid] = (loop, q)
+            return sid
+
+        return await self.call(_open), q
+
+    async def accept(self, sid: int, samples: np.ndarray, sample_rate: int) -> None:
+        self.metrics.audio_seconds.inc(len(samples) / sample_rate)
+        await self.call(lambda e: e.accept(sid, samples))
+
+    async def finalize(self, sid: int) -> None:
+        await self.call(lambda e: self._dispatch(e.finalize(sid) if sid in e.streams else []))
+
+    async def finish(self, sid: int) -> None:
+        await self.call(lambda e: e.finish(sid))
+
+    async def close(self, sid: int) -> None:
+        def _close(engine: Engine) -> None:
+            self._queues.pop(sid, None)
+            engine.close(sid)
+
+        await self.call(_close)
+
+    # ---- engine thread -----------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            self._drain()
+            if self._stop:
+                return
+            if self.engine.has_work():
+                self._step()
+            else:
+                self._wake.wait(0.5)
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                fn, cf = self._cmds.get_nowait()
+            except queue.Empty:
+                return
+            if not cf.set_running_or_notify_cancel():
+                continue
+            try:
+                cf.set_result(fn(self.engine))
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting client
+                cf.set_exception(exc)
+
+    def _step(self) -> None:
+        e = self.engine
+        for pool_r in e.pools:
+            n = len(schedule([s for s in e.streams.values() if s.right_context == pool_r],
+                             e.factor, e.config.max_batch))
+            if n:
+                self.metrics.batch_size.observe(n)
+        t0 = time.perf_counter()
+        try:
+            events = e.step()
+        except Exception as exc:  # noqa: BLE001 - a step must not kill the thread
+            self._fail_all(exc)
+            return
+        self.metrics.step_seconds.inc(time.perf_counter() - t0)
+        for ev in events:
+            self.metrics.observe_event(ev)
+        self._dispatch(events)
+
+    def _dispatch(self, events: list[StreamEvent]) -> None:
+        for ev in events:
+            target = self._queues.get(ev.stream_id)
+            if target is not None:
+                loop, q = target
+                loop.call_soon_threadsafe(q.put_nowait, ev)
+            if ev.kind == "closed":
+                self._queues.pop(ev.stream_id, None)
+
+    def _fail_all(self, exc: Exception) -> None:
+        """An engine step failed: end every stream with an error rather than hang them."""
+        for sid, (loop, q) in list(self._queues.items()):
+            loop.call_soon_threadsafe(q.put_nowait, exc)
+            self.engine.close(sid)
+        self._queues.clear()

@@ -1,0 +1,98 @@
+"""One live WebSocket stream: a reader (client -> engine) and a writer (engine -> client).
+
+Protocol modules subclass Session and fill in the ``on_*`` hooks and ``translate``. Whatever the
+client does (vanish, stall, send garbage), ``run`` returns and the engine stream is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from fastapi import WebSocket
+from pydantic import BaseModel
+
+from ..engine import StreamEvent
+from ..errors import OnePassError
+
+FLUSH_TIMEOUT_S = 120.0  # after the client's close request, wait this long for the last results
+CLOSE_CODES = {"close": 1000, "timeout": 1011, "oversize": 1009, "error": 1011, "closed": 1000}
+
+
+class Session:
+    def __init__(self, ws: WebSocket, sid: int, events: asyncio.Queue):
+        self.ws, self.sid, self.events = ws, sid, events
+        state = ws.app.state.onepass
+        self.runner, self.config = state.runner, state.config
+        self._send_lock = asyncio.Lock()
+
+    # ---- hooks -------------------------------------------------------------------------
+    async def on_bytes(self, data: bytes) -> None: ...
+    async def on_text(self, text: str) -> str | None: ...  # "close" ends reading
+    async def on_timeout(self) -> None: ...
+    async def on_oversize(self, size: int) -> None: ...
+    async def on_error(self, message: str) -> None: ...
+    async def on_closed(self, ev: StreamEvent) -> None: ...
+    def translate(self, ev: StreamEvent) -> list[BaseModel]: return []
+
+    # ---- plumbing ----------------------------------------------------------------------
+    async def send(self, msg: BaseModel) -> None:
+        async with self._send_lock:
+            await self.ws.send_text(msg.model_dump_json())
+
+    async def run(self) -> None:
+        reader = asyncio.create_task(self._read())
+        writer = asyncio.create_task(self._write())
+        code = None
+        try:
+            done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+            outcome = (reader if reader in done else writer).result()
+            if outcome == "close":
+                await self.runner.finish(self.sid)
+                outcome = await asyncio.wait_for(writer, FLUSH_TIMEOUT_S)
+            code = CLOSE_CODES.get(outcome)
+        except Exception:  # noqa: BLE001 - a broken connection ends this stream only
+            code = None
+        finally:
+            for t in (reader, writer):
+                t.cancel()
+            await asyncio.gather(reader, writer, return_exceptions=True)
+            await self.runner.close(self.sid)
+            if code is not None:
+                with contextlib.suppress(Exception):
+                    await self.ws.close(code)
+
+    async def _read(self) -> str:
+        limit = self.config.max_message_bytes
+        while True:
+            try:
+                msg = await asyncio.wait_for(self.ws.receive(), self.config.idle_timeout_s)
+            except asyncio.TimeoutError:
+                await self.on_timeout()
+                return "timeout"
+            if msg["type"] == "websocket.disconnect":
+                return "gone"
+            data, text = msg.get("bytes"), msg.get("text")
+            size = len(data) if data is not None else len(text or "")
+            if size > limit:
+                await self.on_oversize(size)
+                return "oversize"
+            try:
+                if data is not None:
+                    await self.on_bytes(data)
+                elif text is not None and await self.on_text(text) == "close":
+                    return "close"
+            except OnePassError as exc:
+                await self.on_error(str(exc))
+
+    async def _write(self) -> str:
+        while True:
+            ev = await self.events.get()
+            if isinstance(ev, Exception):
+                await self.on_error(f"internal engine error: {ev}")
+                return "error"
+            for msg in self.translate(ev):
+                await self.send(msg)
+            if ev.kind == "closed":
+                await self.on_closed(ev)
+                return "closed"
