@@ -1,0 +1,124 @@
+"""OpenAI-style REST with the official openai client, plus health, readiness and metrics."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+
+from onepass.server import ServerConfig, create_app
+from onepass.server.testing import serve_in_thread
+
+
+@pytest.fixture(scope="module")
+def server(asr):
+    with serve_in_thread(create_app(asr, ServerConfig(model_name="tiny", max_streams=4,
+                                                      api_keys=("sk-test",)))) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def wav(tmp_path_factory, clips):
+    audio = np.concatenate([clips["normal"], np.zeros(8000, np.float32), clips["long"]])
+    path = tmp_path_factory.mktemp("rest") / "clip.wav"
+    sf.write(path, audio, 16000, subtype="FLOAT")
+    return path, audio
+
+
+@pytest.fixture
+def client(server):
+    openai = pytest.importorskip("openai")
+    return openai.OpenAI(base_url=f"{server}/v1", api_key="sk-test", max_retries=0)
+
+
+def test_openai_json_text_and_verbose(client, asr, wav):
+    path, audio = wav
+    expected = asr.transcribe(audio, 16000, language="de-DE", chunk_ms=560)
+    with open(path, "rb") as f:
+        t = client.audio.transcriptions.create(model="tiny", file=f, language="de-DE",
+                                               extra_body={"chunk_ms": 560})
+    assert t.text == expected.text
+    with open(path, "rb") as f:
+        text = client.audio.transcriptions.create(model="tiny", file=f, language="de-DE", response_format="text",
+                                                  extra_body={"chunk_ms": 560})
+    assert text.strip() == expected.text
+    with open(path, "rb") as f:
+        v = client.audio.transcriptions.create(model="tiny", file=f, language="de-DE",
+                                               response_format="verbose_json", timestamp_granularities=["word"],
+                                               extra_body={"chunk_ms": 560})
+    assert v.text == expected.text and v.language == "de-DE"
+    assert [(w.word, w.start, w.end) for w in v.words] == [(w.word, w.start_s, w.end_s) for w in expected.words]
+
+
+@pytest.mark.parametrize("fmt", ["srt", "vtt"])
+def test_caption_formats(client, asr, wav, fmt):
+    from onepass.writers import format_transcript
+
+    path, audio = wav
+    with open(path, "rb") as f:
+        out = client.audio.transcriptions.create(model="tiny", file=f, response_format=fmt)
+    assert out == format_transcript(asr.transcribe(audio, 16000), fmt)
+
+
+def test_openai_streaming_sse(client, asr, wav):
+    path, audio = wav
+    expected = asr.transcribe(audio, 16000, language="auto")
+    with open(path, "rb") as f:
+        events = list(client.audio.transcriptions.create(model="tiny", file=f, language="auto", stream=True))
+    assert events[-1].type == "transcript.text.done"
+    assert events[-1].text == expected.text
+    deltas = "".join(e.delta for e in events if e.type == "transcript.text.delta")
+    assert deltas.replace(" ", "") == expected.text.replace(" ", "")
+
+
+def test_models_and_auth(client, server):
+    assert [m.id for m in client.models.list()] == ["tiny"]
+    r = httpx.get(f"{server}/v1/models")
+    assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+    assert httpx.get(f"{server}/v1/models", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert httpx.get(f"{server}/v1/models?api_key=sk-test").status_code == 200
+
+
+def test_bad_uploads_are_400(server):
+    h = {"Authorization": "Bearer sk-test"}
+    url = f"{server}/v1/audio/transcriptions"
+    for files, data in [({"file": ("x.wav", b"garbage bytes")}, {}),
+                        ({"file": ("x.wav", b"")}, {}),
+                        ({"file": ("x.wav", b"RIFF")}, {"response_format": "xml"}),
+                        ({"file": ("x.wav", b"RIFF")}, {"language": "xx-XX"})]:
+        r = httpx.post(url, files=files, data=data, headers=h)
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["message"]
+    assert httpx.post(url, headers=h).status_code == 422  # no file at all
+    assert httpx.get(f"{server}/health").json()["status"] == "ok"
+
+
+def test_health_ready_metrics(server, wav):
+    assert httpx.get(f"{server}/health").json()["status"] == "ok"
+    assert httpx.get(f"{server}/ready").status_code == 200
+    path, _ = wav
+    with open(path, "rb") as f:
+        httpx.post(f"{server}/v1/audio/transcriptions", files={"file": f},
+                   headers={"Authorization": "Bearer sk-test"}, timeout=60)
+    text = httpx.get(f"{server}/metrics").text
+    for name in ("onepass_active_streams", "onepass_refused_streams_total", "onepass_chunk_latency_seconds_bucket",
+                 "onepass_lag_seconds_bucket", "onepass_audio_seconds_total", "onepass_real_time_factor",
+                 "onepass_batch_size_bucket", 'onepass_streams_total{protocol="rest"}'):
+        assert name in text, name
+    audio_s = [line for line in text.splitlines() if line.startswith("onepass_audio_seconds_total")]
+    assert float(audio_s[0].split()[1]) > 0
+
+
+def test_rest_refused_at_capacity(asr, wav):
+    path, _ = wav
+    app = create_app(asr, ServerConfig(max_streams=1))
+    with serve_in_thread(app) as url:
+        lease = app.state.onepass.runner.try_lease()  # someone holds the only place
+        r = httpx.post(f"{url}/v1/audio/transcriptions", files={"file": open(path, "rb")})
+        assert r.status_code == 503 and r.headers["Retry-After"] == "2"
+        lease.release()
+        r = httpx.post(f"{url}/v1/audio/transcriptions", files={"file": open(path, "rb")}, timeout=60)
+        assert r.status_code == 200 and json.loads(r.text)["text"] is not None
