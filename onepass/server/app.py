@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse, Response
 
 from ..engine import Engine, EngineConfig
 from ..recognizer import Recognizer
-from . import deepgram, rest
+from . import deepgram, realtime, rest
 from .config import ServerConfig
 from .metrics import Metrics
 from .protocol import Health
@@ -48,6 +48,7 @@ def create_app(recognizer: Recognizer, config: ServerConfig | None = None) -> Fa
     app.state.onepass = ServerState(recognizer, config, runner, metrics)
     app.include_router(rest.router)
     app.add_api_websocket_route("/v1/listen", deepgram.listen)
+    app.add_api_websocket_route("/v1/realtime", realtime.realtime)
 
     @app.get("/health")
     async def health():

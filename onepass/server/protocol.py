@@ -159,3 +159,112 @@ class Health(BaseModel):
     model: Optional[str] = None
     active_streams: int = 0
     capacity: int = 0
+
+
+# ---- OpenAI Realtime transcription (/v1/realtime?intent=transcription) ----------------------
+class RTTranscription(_In):
+    model: Optional[str] = None
+    language: Optional[str] = None
+    prompt: Optional[str] = None  # accepted, not used (no biasing in RNN-T greedy decoding)
+
+
+class RTTurnDetection(_In):
+    type: str = "server_vad"
+
+
+class RTSessionConfig(_In):
+    input_audio_format: Optional[Union[str, dict]] = None  # "pcm16" (24 kHz) or {"type": "audio/pcm", "rate": N}
+    input_audio_transcription: Optional[RTTranscription] = None
+    turn_detection: Optional[RTTurnDetection] = Field(default=None)
+    chunk_ms: Optional[int] = None  # ours
+
+
+class RTClientEvent(_In):
+    type: str
+    event_id: Optional[str] = None
+    session: Optional[dict] = None
+    audio: Optional[str] = None  # base64 PCM, for input_audio_buffer.append
+
+
+class RTSession(BaseModel):
+    id: str
+    object: Literal["realtime.transcription_session"] = "realtime.transcription_session"
+    input_audio_format: str
+    input_audio_sample_rate: int  # ours: the rate audio is read at
+    input_audio_transcription: RTTranscription
+    turn_detection: Optional[RTTurnDetection]
+    chunk_ms: Optional[int] = None
+
+
+class RTSessionEvent(BaseModel):
+    type: Literal["transcription_session.created", "transcription_session.updated",
+                  "session.created", "session.updated"]
+    event_id: str
+    session: RTSession
+
+
+class RTSpeechStarted(BaseModel):
+    type: Literal["input_audio_buffer.speech_started"] = "input_audio_buffer.speech_started"
+    event_id: str
+    audio_start_ms: int
+    item_id: str
+
+
+class RTSpeechStopped(BaseModel):
+    type: Literal["input_audio_buffer.speech_stopped"] = "input_audio_buffer.speech_stopped"
+    event_id: str
+    audio_end_ms: int
+    item_id: str
+
+
+class RTCommitted(BaseModel):
+    type: Literal["input_audio_buffer.committed"] = "input_audio_buffer.committed"
+    event_id: str
+    item_id: str
+    previous_item_id: Optional[str] = None
+
+
+class RTCleared(BaseModel):
+    type: Literal["input_audio_buffer.cleared"] = "input_audio_buffer.cleared"
+    event_id: str
+
+
+class RTDelta(BaseModel):
+    type: Literal["conversation.item.input_audio_transcription.delta"] = \
+        "conversation.item.input_audio_transcription.delta"
+    event_id: str
+    item_id: str
+    content_index: int = 0
+    delta: str
+    language: Optional[str] = None  # ours
+    language_detected: bool = False  # ours
+    lag_s: float = 0.0  # ours: audio received but not yet decoded
+
+
+class RTCompleted(BaseModel):
+    type: Literal["conversation.item.input_audio_transcription.completed"] = \
+        "conversation.item.input_audio_transcription.completed"
+    event_id: str
+    item_id: str
+    content_index: int = 0
+    transcript: str
+    language: Optional[str] = None  # ours
+    language_detected: bool = False  # ours
+
+
+class RTErrorBody(BaseModel):
+    type: str  # "invalid_request_error", "server_error"
+    code: Optional[str] = None
+    message: str
+    param: Optional[str] = None
+    event_id: Optional[str] = None  # the client event that caused it
+
+
+class RTError(BaseModel):
+    type: Literal["error"] = "error"
+    event_id: str
+    error: RTErrorBody
+
+
+RT_CLIENT_IN = TypeAdapter(RTClientEvent)
+RT_SESSION_IN = TypeAdapter(RTSessionConfig)

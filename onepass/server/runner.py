@@ -77,9 +77,10 @@ class EngineRunner:
         self._wake.set()
         return asyncio.wrap_future(cf)
 
-    async def open(self, language: str | None, chunk_ms: int | None,
-                   sample_rate: int) -> tuple[int, asyncio.Queue]:
-        loop, q = asyncio.get_running_loop(), asyncio.Queue()
+    async def open(self, language: str | None, chunk_ms: int | None, sample_rate: int,
+                   q: asyncio.Queue | None = None) -> tuple[int, asyncio.Queue]:
+        """Open a stream whose events (and markers) arrive on ``q`` (a new queue by default)."""
+        loop, q = asyncio.get_running_loop(), q or asyncio.Queue()
 
         def _open(engine: Engine) -> int:
             sid = engine.open(language, chunk_ms, sample_rate)
@@ -92,8 +93,18 @@ class EngineRunner:
         self.metrics.audio_seconds.inc(len(samples) / sample_rate)
         await self.call(lambda e: e.accept(sid, samples))
 
-    async def finalize(self, sid: int) -> None:
-        await self.call(lambda e: self._dispatch(e.finalize(sid) if sid in e.streams else []))
+    async def finalize(self, sid: int, marker: object = None, drop: bool = False) -> None:
+        """End the current utterance now; then put ``marker`` on the stream's queue, after its
+        events (``drop``: discard the events, as when a client clears its buffer)."""
+        def _finalize(engine: Engine) -> None:
+            events = engine.finalize(sid) if sid in engine.streams else []
+            if not drop:
+                self._dispatch(events)
+            target = self._queues.get(sid)
+            if marker is not None and target is not None:
+                target[0].call_soon_threadsafe(target[1].put_nowait, marker)
+
+        await self.call(_finalize)
 
     async def finish(self, sid: int) -> None:
         await self.call(lambda e: e.finish(sid))

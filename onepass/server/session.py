@@ -33,6 +33,7 @@ class Session:
     async def on_oversize(self, size: int) -> None: ...
     async def on_error(self, message: str) -> None: ...
     async def on_closed(self, ev: StreamEvent) -> None: ...
+    async def on_marker(self, marker: object) -> None: ...
     def translate(self, ev: StreamEvent) -> list[BaseModel]: return []
 
     # ---- plumbing ----------------------------------------------------------------------
@@ -91,6 +92,9 @@ class Session:
             if isinstance(ev, Exception):
                 await self.on_error(f"internal engine error: {ev}")
                 return "error"
+            if not isinstance(ev, StreamEvent):
+                await self.on_marker(ev)
+                continue
             for msg in self.translate(ev):
                 await self.send(msg)
             if ev.kind == "closed":

@@ -1,0 +1,218 @@
+"""OpenAI Realtime transcription: ``GET /v1/realtime?intent=transcription`` (WebSocket).
+
+Audio is base64 PCM16 in ``input_audio_buffer.append`` (24 kHz like OpenAI, or the rate set in
+the session). With ``turn_detection`` server_vad (default) our endpointing ends items; with
+null, items end on ``input_audio_buffer.commit``. Text streams as ``...delta`` and each item
+ends with ``...completed``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+
+import numpy as np
+from fastapi import WebSocket
+from pydantic import ValidationError
+
+from ..audio import decode_pcm
+from ..engine import StreamEvent
+from ..errors import OnePassError
+from .gate import admit
+from .protocol import (RT_CLIENT_IN, RT_SESSION_IN, RTCleared, RTCommitted, RTCompleted, RTDelta, RTError,
+                       RTErrorBody, RTSession, RTSessionEvent, RTSpeechStarted, RTSpeechStopped, RTTranscription,
+                       RTTurnDetection)
+from .session import Session
+
+OPENAI_RATE = 24000  # Hz, what "pcm16" means in OpenAI's API
+COMMIT, CLEAR = "commit", "clear"
+
+
+def _id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:20]}"
+
+
+class RealtimeSession(Session):
+    def __init__(self, ws: WebSocket, sid: int, events, rate: int, prefix: str):
+        super().__init__(ws, sid, events)
+        self.prefix = prefix  # "transcription_session" or "session"
+        self.session_id = _id("sess")
+        self.rate, self.language, self.chunk_ms = rate, None, None
+        self.vad: RTTurnDetection | None = RTTurnDetection()
+        self.model = self.config.model_name
+        self.audio_started = False
+        self.item_id, self.previous_item = _id("item"), None
+        self.item_text, self.item_audio = "", False
+        self.speaking = False
+
+    def _session(self) -> RTSession:
+        fmt = "pcm16" if self.rate == OPENAI_RATE else f"pcm16_{self.rate}"
+        return RTSession(id=self.session_id, input_audio_format=fmt, input_audio_sample_rate=self.rate,
+                         input_audio_transcription=RTTranscription(model=self.model, language=self.language),
+                         turn_detection=self.vad, chunk_ms=self.chunk_ms)
+
+    async def start(self) -> None:
+        await self.send(RTSessionEvent(type=f"{self.prefix}.created", event_id=_id("event"), session=self._session()))
+
+    async def error(self, message: str, code: str, param: str | None = None, event_id: str | None = None) -> None:
+        await self.send(RTError(event_id=_id("event"), error=RTErrorBody(
+            type="invalid_request_error", code=code, message=message, param=param, event_id=event_id)))
+
+    # ---- client -> engine --------------------------------------------------------------
+    async def on_bytes(self, data: bytes) -> None:
+        await self.error("binary frames are not part of this protocol; send input_audio_buffer.append "
+                         "with base64 audio", "invalid_message")
+
+    async def on_text(self, text: str) -> str | None:
+        try:
+            ev = RT_CLIENT_IN.validate_python(json.loads(text))
+        except (ValueError, ValidationError):
+            await self.error("expected a JSON object with a 'type'", "invalid_json")
+            return None
+        if ev.type == "input_audio_buffer.append":
+            await self._append(ev)
+        elif ev.type in ("transcription_session.update", "session.update"):
+            await self._update(ev)
+        elif ev.type == "input_audio_buffer.commit":
+            await self.runner.finalize(self.sid, marker=COMMIT)
+        elif ev.type == "input_audio_buffer.clear":
+            await self.runner.finalize(self.sid, marker=CLEAR, drop=True)
+        else:
+            await self.error(f"unsupported event type {ev.type!r}", "unknown_event", "type", ev.event_id)
+        return None
+
+    async def _append(self, ev) -> None:
+        try:
+            data = base64.b64decode(ev.audio or "", validate=True)
+            samples = np.array(decode_pcm(data, "linear16"))
+        except (binascii.Error, ValueError, OnePassError) as exc:
+            await self.error(f"audio must be base64 PCM16 little endian: {exc}", "invalid_audio", "audio",
+                             ev.event_id)
+            return
+        if len(samples):
+            self.audio_started = self.item_audio = True
+            await self.runner.accept(self.sid, samples, self.rate)
+
+    async def _update(self, ev) -> None:
+        try:
+            cfg = RT_SESSION_IN.validate_python((ev.session or {}).get("audio", {}).get("input", ev.session or {}))
+        except (ValidationError, AttributeError) as exc:
+            await self.error(f"bad session: {exc}", "invalid_session", "session", ev.event_id)
+            return
+        rate, language, chunk_ms = self.rate, self.language, self.chunk_ms
+        fmt = cfg.input_audio_format if cfg.input_audio_format is not None else (ev.session or {}).get("format")
+        if isinstance(fmt, dict):
+            rate = int(fmt.get("rate", OPENAI_RATE))
+        elif isinstance(fmt, str):
+            if not fmt.startswith("pcm16"):
+                await self.error(f"input_audio_format {fmt!r} is not supported; use pcm16", "invalid_format",
+                                 "input_audio_format", ev.event_id)
+                return
+            rate = int(fmt.split("_", 1)[1]) if "_" in fmt else OPENAI_RATE
+        t = cfg.input_audio_transcription or (ev.session or {}).get("transcription")
+        if isinstance(t, dict):
+            t = RTTranscription.model_validate(t)
+        if t is not None:
+            language, self.model = t.language or language, t.model or self.model
+        if cfg.chunk_ms is not None:
+            chunk_ms = cfg.chunk_ms
+        if "turn_detection" in (ev.session or {}):
+            self.vad = cfg.turn_detection
+        if (rate, language, chunk_ms) != (self.rate, self.language, self.chunk_ms):
+            if self.audio_started:
+                await self.error("audio format, language and chunk size cannot change after audio was "
+                                 "appended; open a new connection", "session_locked", "session", ev.event_id)
+                return
+            try:
+                sid, _ = await self.runner.open(language, chunk_ms, rate, self.events)
+            except OnePassError as exc:
+                await self.error(str(exc), "invalid_session", "session", ev.event_id)
+                return
+            await self.runner.close(self.sid)
+            self.sid, self.rate, self.language, self.chunk_ms = sid, rate, language, chunk_ms
+        await self.send(RTSessionEvent(type=f"{self.prefix}.updated", event_id=_id("event"), session=self._session()))
+
+    async def on_error(self, message: str) -> None:
+        await self.error(message, "invalid_request")
+
+    async def on_timeout(self) -> None:
+        await self.error(f"no events for {self.config.idle_timeout_s:g} s; closing", "idle_timeout")
+
+    async def on_oversize(self, size: int) -> None:
+        await self.error(f"message of {size} bytes exceeds the {self.config.max_message_bytes}-byte limit",
+                         "message_too_large")
+
+    # ---- engine -> client --------------------------------------------------------------
+    def translate(self, ev: StreamEvent) -> list:
+        out = []
+        if ev.kind == "partial" and ev.delta:
+            if self.vad is not None and not self.speaking:
+                self.speaking = True
+                out.append(RTSpeechStarted(event_id=_id("event"), audio_start_ms=int(ev.start_s * 1000),
+                                           item_id=self.item_id))
+            delta = ev.delta
+            if self.item_text and ev.text == delta and not delta[0].isspace():
+                delta = " " + delta  # manual mode: a new utterance inside the same item
+            self.item_text += delta
+            out.append(RTDelta(event_id=_id("event"), item_id=self.item_id, delta=delta, language=ev.language,
+                               language_detected=ev.language_detected, lag_s=ev.lag_s))
+        elif ev.kind == "utterance_end":
+            if ev.delta:
+                self.item_text += ev.delta
+                out.append(RTDelta(event_id=_id("event"), item_id=self.item_id, delta=ev.delta,
+                                   language=ev.language, language_detected=ev.language_detected, lag_s=ev.lag_s))
+            self.last_language = (ev.language, ev.language_detected)
+            if self.vad is not None:
+                out.append(RTSpeechStopped(event_id=_id("event"), audio_end_ms=int(ev.end_s * 1000),
+                                           item_id=self.item_id))
+                out += self._complete()
+        return out
+
+    def _complete(self) -> list:
+        lang, detected = getattr(self, "last_language", (None, False))
+        out = [RTCommitted(event_id=_id("event"), item_id=self.item_id, previous_item_id=self.previous_item),
+               RTCompleted(event_id=_id("event"), item_id=self.item_id, transcript=self.item_text.strip(),
+                           language=lang, language_detected=detected)]
+        self.previous_item, self.item_id = self.item_id, _id("item")
+        self.item_text, self.item_audio, self.speaking = "", False, False
+        return out
+
+    async def on_marker(self, marker: object) -> None:
+        if marker == CLEAR:
+            self.item_text, self.item_audio, self.speaking = "", False, False
+            await self.send(RTCleared(event_id=_id("event")))
+        elif marker == COMMIT:
+            if not (self.item_text or self.item_audio):
+                await self.error("the input audio buffer is empty; append audio before committing",
+                                 "input_audio_buffer_commit_empty")
+                return
+            for msg in self._complete():
+                await self.send(msg)
+
+
+async def realtime(ws: WebSocket) -> None:
+    state = ws.app.state.onepass
+    lease = await admit(ws)
+    if lease is None:
+        return
+    try:
+        await ws.accept()
+        prefix = "transcription_session" if ws.query_params.get("intent") == "transcription" else "session"
+        rate = OPENAI_RATE
+        if ws.query_params.get("sample_rate", "").isdigit():
+            rate = int(ws.query_params["sample_rate"])
+        try:
+            sid, events = await state.runner.open(None, None, rate)
+        except OnePassError as exc:
+            await ws.send_text(RTError(event_id=_id("event"), error=RTErrorBody(
+                type="invalid_request_error", code="invalid_session", message=str(exc))).model_dump_json())
+            await ws.close(1008)
+            return
+        state.metrics.streams.labels("realtime").inc()
+        session = RealtimeSession(ws, sid, events, rate, prefix)
+        await session.start()
+        await session.run()
+    finally:
+        lease.release()

@@ -1,0 +1,104 @@
+"""OpenAI Realtime transcription (/v1/realtime?intent=transcription) over a real uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+
+import numpy as np
+import pytest
+from websockets.asyncio.client import connect
+
+from onepass.audio import resample
+from onepass.server import ServerConfig, create_app
+from onepass.server.testing import serve_in_thread
+
+
+def b64pcm(audio: np.ndarray) -> list[str]:
+    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+    return [base64.b64encode(pcm[i:i + 9600]).decode() for i in range(0, len(pcm), 9600)]
+
+
+def int16_float(audio):
+    return (np.clip(audio, -1, 1) * 32767).astype("<i2").astype(np.float32) / 32768
+
+
+async def rt_session(url, session: dict | None, audio, commit=True, extra=()):
+    out = []
+    async with connect(f"{url}/v1/realtime?intent=transcription") as ws:
+        out.append(json.loads(await ws.recv()))
+        if session is not None:
+            await ws.send(json.dumps({"type": "transcription_session.update", "session": session}))
+            out.append(json.loads(await ws.recv()))
+        for piece in b64pcm(audio):
+            await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": piece}))
+        for e in extra:
+            await ws.send(e)
+        if commit:
+            await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+        while True:
+            try:
+                m = json.loads(await asyncio.wait_for(ws.recv(), 3 if not commit else 60))
+            except asyncio.TimeoutError:
+                break
+            out.append(m)
+            if commit and m["type"] == "conversation.item.input_audio_transcription.completed":
+                break
+    return out
+
+
+@pytest.fixture(scope="module")
+def urls(asr):
+    with serve_in_thread(create_app(asr, ServerConfig(endpoint_blank_ms=None))) as a, \
+            serve_in_thread(create_app(asr, ServerConfig(endpoint_blank_ms=240))) as b:
+        yield a.replace("http", "ws"), b.replace("http", "ws")
+
+
+def test_manual_commit_is_exact_at_16k(urls, asr, clips):
+    audio = np.concatenate([clips["normal"], clips["long"]])
+    expected = asr.transcribe(int16_float(audio), 16000, language="fr-FR", chunk_ms=320)
+    session = {"input_audio_format": {"type": "audio/pcm", "rate": 16000}, "turn_detection": None,
+               "input_audio_transcription": {"model": "x", "language": "fr-FR"}, "chunk_ms": 320}
+    msgs = asyncio.run(rt_session(urls[0], session, audio))
+    assert msgs[0]["type"] == "transcription_session.created"
+    assert msgs[0]["session"]["input_audio_sample_rate"] == 24000
+    assert msgs[1]["type"] == "transcription_session.updated"
+    assert msgs[1]["session"]["input_audio_sample_rate"] == 16000 and msgs[1]["session"]["turn_detection"] is None
+    done = msgs[-1]
+    assert done["transcript"] == expected.text and done["language"] == "fr-FR"
+    deltas = [m for m in msgs if m["type"].endswith("transcription.delta")]
+    assert "".join(m["delta"] for m in deltas) == expected.text
+    assert all(m["item_id"] == done["item_id"] for m in deltas)
+    assert [m["type"] for m in msgs].count("input_audio_buffer.committed") == 1
+    assert not any(m["type"] == "input_audio_buffer.speech_started" for m in msgs)
+
+
+def test_server_vad_items_at_24k(urls, clips):
+    audio = np.concatenate([clips["normal"], np.zeros(16000, np.float32), clips["long"]])
+    msgs = asyncio.run(rt_session(urls[1], None, resample(audio, 16000, 24000), commit=False))
+    types = [m["type"] for m in msgs]
+    completed = [m for m in msgs if m["type"].endswith("transcription.completed")]
+    assert len(completed) >= 2
+    assert types.count("input_audio_buffer.speech_started") == types.count("input_audio_buffer.speech_stopped")
+    for c in completed:  # each item: started, stopped, committed, completed, with its own deltas
+        deltas = [m["delta"] for m in msgs if m.get("item_id") == c["item_id"] and m["type"].endswith(".delta")]
+        assert "".join(deltas) == c["transcript"]
+    assert len({c["item_id"] for c in completed}) == len(completed)
+
+
+def test_errors_and_clear(urls, clips):
+    bad = ["{nope", json.dumps({"type": "input_audio_buffer.append", "audio": "***"}),
+           json.dumps({"type": "what.ever"}), json.dumps({"type": "input_audio_buffer.clear"})]
+    msgs = asyncio.run(rt_session(urls[0], None, clips["short"], commit=False, extra=bad))
+    codes = [m["error"]["code"] for m in msgs if m["type"] == "error"]
+    assert codes == ["invalid_json", "invalid_audio", "unknown_event"]
+    assert any(m["type"] == "input_audio_buffer.cleared" for m in msgs)
+
+    async def empty_commit():
+        async with connect(f"{urls[0]}/v1/realtime?intent=transcription") as ws:
+            await ws.recv()
+            await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+            return json.loads(await ws.recv())
+
+    assert asyncio.run(empty_commit())["error"]["code"] == "input_audio_buffer_commit_empty"
