@@ -122,3 +122,9 @@ def test_rest_refused_at_capacity(asr, wav):
         lease.release()
         r = httpx.post(f"{url}/v1/audio/transcriptions", files={"file": open(path, "rb")}, timeout=60)
         assert r.status_code == 200 and json.loads(r.text)["text"] is not None
+
+
+def test_browser_page_served(server):
+    r = httpx.get(f"{server}/")
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+    assert "/v1/listen" in r.text and 'id="language"' in r.text and 'id="chunk"' in r.text and "lag" in r.text
