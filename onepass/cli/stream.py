@@ -65,7 +65,7 @@ def _pieces(args):
             yield data, len(data) / 2 / args.rate
     else:
         samples, _ = load_for_model(args.file)
-        pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+        pcm = np.clip(np.round(samples * 32768), -32768, 32767).astype("<i2").tobytes()  # exact for 16-bit files
         size = SAMPLE_RATE * PIECE_MS // 1000 * 2
         for pos in range(0, len(pcm), size):
             yield pcm[pos:pos + size], len(pcm[pos:pos + size]) / 2 / SAMPLE_RATE
