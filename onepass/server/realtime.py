@@ -96,13 +96,16 @@ class RealtimeSession(Session):
             await self.runner.accept(self.sid, samples, self.rate)
 
     async def _update(self, ev) -> None:
+        session = ev.session or {}
+        inp = session.get("audio", {}).get("input") if isinstance(session.get("audio"), dict) else None
+        inp = inp if isinstance(inp, dict) else session  # GA shape nests the input config under audio.input
         try:
-            cfg = RT_SESSION_IN.validate_python((ev.session or {}).get("audio", {}).get("input", ev.session or {}))
+            cfg = RT_SESSION_IN.validate_python(inp)
         except (ValidationError, AttributeError) as exc:
             await self.error(f"bad session: {exc}", "invalid_session", "session", ev.event_id)
             return
         rate, language, chunk_ms = self.rate, self.language, self.chunk_ms
-        fmt = cfg.input_audio_format if cfg.input_audio_format is not None else (ev.session or {}).get("format")
+        fmt = cfg.input_audio_format if cfg.input_audio_format is not None else inp.get("format")
         if isinstance(fmt, dict):
             rate = int(fmt.get("rate", OPENAI_RATE))
         elif isinstance(fmt, str):
@@ -111,14 +114,14 @@ class RealtimeSession(Session):
                                  "input_audio_format", ev.event_id)
                 return
             rate = int(fmt.split("_", 1)[1]) if "_" in fmt else OPENAI_RATE
-        t = cfg.input_audio_transcription or (ev.session or {}).get("transcription")
+        t = cfg.input_audio_transcription or inp.get("transcription")
         if isinstance(t, dict):
             t = RTTranscription.model_validate(t)
         if t is not None:
             language, self.model = t.language or language, t.model or self.model
         if cfg.chunk_ms is not None:
             chunk_ms = cfg.chunk_ms
-        if "turn_detection" in (ev.session or {}):
+        if "turn_detection" in inp:
             self.vad = cfg.turn_detection
         if (rate, language, chunk_ms) != (self.rate, self.language, self.chunk_ms):
             if self.audio_started:
