@@ -21,6 +21,9 @@ from ..recognizer import ModelInfo, Recognizer
 from ..tokenizer import Tokenizer
 
 
+ATTENTION_GAIN = 0.05  # scale of the random attention output projections (see _random_hf_model)
+
+
 @dataclass(frozen=True)
 class Preset:
     """Architecture of a random-init model (the fields of transformers' configs)."""
@@ -124,15 +127,22 @@ def random_pair(preset_name: str, *, with_hf: bool, seed: int = 0, target_rate: 
 def _random_hf_model(preset: Preset, seed: int):
     from transformers import Nemotron3_5AsrForRNNT, NemotronAsrStreamingForRNNT
 
+    from transformers.initialization import no_init_weights
+
     torch.manual_seed(seed)
     cls = Nemotron3_5AsrForRNNT if preset.with_prompt else NemotronAsrStreamingForRNNT
-    hf = cls(hf_config(preset)).eval()
+    with no_init_weights():  # every parameter is written below
+        hf = cls(hf_config(preset)).eval()
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in hf.named_parameters():
             # fan-in scaled normals: O(1) activations everywhere (no denormals, no saturation)
             if p.dim() >= 2:
                 p.copy_(torch.randn(p.shape, generator=g) * (1.0 if "embedding" in name else p[0].numel() ** -0.5))
+                if name.endswith("self_attn.o_proj.weight"):
+                    # a weak attention path keeps the encoder output (and so the emission rate) nearly
+                    # the same for every right context; a random one shifts it by several std
+                    p.mul_(ATTENTION_GAIN)
             elif "norm" in name and name.endswith("weight"):
                 p.fill_(1.0)
             else:
@@ -146,19 +156,19 @@ def _random_hf_model(preset: Preset, seed: int):
 def calibrate(asr: Recognizer, hf, target_rate: float, language: str, seed: int) -> float:
     """Standardise both projections into the joint, centre the token logits and bisect a uniform
     blank row so that greedy decoding emits ~target_rate tokens per frame. Returns the rate."""
-    from ..decoding.greedy import greedy_decode, initial_decoder_state
-    from ..decoding.step import StreamBatch
     from .audio import speech_like
 
     model = asr.model
     g = torch.Generator().manual_seed(seed + 1)
-    audio = torch.from_numpy(speech_like(8.0, seed + 100))[None]
+    audio = torch.from_numpy(speech_like(6.0, seed + 100))[None]
     feats, n_mel = model.frontend(audio, torch.tensor([audio.shape[1]]))
-    r = asr.config.default_right_context
-    prompt = asr.language(language).prompt
-    capture: list = []
-    StreamBatch(model, 1, r, [prompt]).step(feats, n_mel, torch.tensor([True]), capture=capture)
-    enc = capture[0][0][0]  # (T, D) after the prompt MLP
+    prompt = torch.tensor([asr.language(language).prompt]) if asr.config.has_prompt else None
+    encs = []
+    for r in sorted({asr.config.default_right_context, min(asr.config.supported_right_contexts())}):
+        state = model.encoder.initial_state(1)
+        out, _, _ = model.encode(feats, n_mel, torch.tensor([True]), state, r, prompt)
+        encs.append(out[0])
+    enc = torch.cat(encs)  # (T, D) after the prompt MLP, at the largest and smallest right context
     _standardize(model.encoder_projector, enc, g)
     lstm = model.decoder.lstm
     h = torch.zeros(lstm.num_layers, 64, lstm.size)
@@ -170,9 +180,11 @@ def calibrate(asr: Recognizer, hf, target_rate: float, language: str, seed: int)
     e = model.encoder_projector(enc)
     d = model.decoder.decoder_projector(torch.cat(outs))
     head = model.joint.head
-    z = torch.relu(e[torch.randint(0, len(e), (4096,), generator=g)] + d[torch.randint(0, len(d), (4096,), generator=g)])
+    pick = (torch.randint(0, len(e), (4096,), generator=g), torch.randint(0, len(d), (4096,), generator=g))
+    z = torch.relu(e[pick[0]] + d[pick[1]])
     head.weight.copy_(torch.randn(head.weight.shape, generator=g) * (3.0 / math.sqrt(head.weight.shape[1])))
     head.bias.copy_(-(z @ head.weight.T).mean(0))
+    head.bias[:2] = -1e3  # <unk>, <pad>: a trained model never emits them (transformers pads with <pad>)
     blank = asr.config.blank_id
     ones = torch.full((head.weight.shape[1],), head.weight.shape[1] ** -0.5)
     noise = torch.randn(ones.shape, generator=g) * 0.3 * ones[0]
@@ -180,23 +192,36 @@ def calibrate(asr: Recognizer, hf, target_rate: float, language: str, seed: int)
     def rate(gamma: float) -> float:
         head.weight[blank] = gamma * ones + noise
         head.bias[blank] = 0.0
-        state = initial_decoder_state(model, 1)
-        out = greedy_decode(model, e[None], torch.tensor([len(e)]), state, torch.zeros(1, dtype=torch.long))
-        return len(out[0].token_ids) / len(e)
+        return _greedy_rate(model, e, cap=int(3 * target_rate * len(e)) + 1)
 
     lo, hi = -20.0, 80.0
     best = (float("inf"), hi)
-    for _ in range(14):
+    for _ in range(12):
         mid = 0.5 * (lo + hi)
         got = rate(mid)
         best = min(best, (abs(got - target_rate), mid))
         lo, hi = (mid, hi) if got > target_rate else (lo, mid)
-    achieved = rate(best[1])
-    if hf is not None:
-        # onepass keeps the prompt MLP's one-hot columns as a bias table: nothing else to sync;
-        # the rewritten tensors above are shared with the transformers model.
+    if hf is not None:  # the rewritten tensors are shared with the transformers model
         assert hf.joint.head.weight.data_ptr() == head.weight.data_ptr()
-    return achieved
+    return rate(best[1])
+
+
+def _greedy_rate(model, e: torch.Tensor, cap: int) -> float:
+    """Tokens per frame of plain greedy RNN-T over projected frames (T, H), stopping at ``cap`` tokens."""
+    cfg = model.config
+    h = torch.zeros(cfg.pred_layers, 1, cfg.pred_hidden)
+    pred, h, c = model.decoder(torch.tensor([cfg.blank_id]), h, h.clone())
+    tokens = 0
+    for t in range(len(e)):
+        for _ in range(cfg.max_symbols_per_step):
+            k = int(model.joint(e[t:t + 1], pred).argmax())
+            if k == cfg.blank_id:
+                break
+            tokens += 1
+            if tokens >= cap:
+                return tokens / len(e)
+            pred, h, c = model.decoder(torch.tensor([k]), h, c)
+    return tokens / len(e)
 
 
 def _standardize(linear: torch.nn.Linear, x: torch.Tensor, g: torch.Generator) -> None:

@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     eval_cmd.add_parser(sub)
     serve.add_parser(sub)
     stream.add_parser(sub)
+    __import__(f"{__package__}.bench", fromlist=["bench"]).add_parser(sub)
     return parser
 
 

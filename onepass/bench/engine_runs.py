@@ -1,0 +1,187 @@
+"""onepass measurements, all through the public engine API (``Engine.open/accept/finish/step``)
+and ``Recognizer.transcribe_batch``: single-stream RTFx, paced multi-stream trials, offline RTFx,
+memory."""
+
+from __future__ import annotations
+
+import gc
+import time
+
+import numpy as np
+import torch
+
+from ..audio import SAMPLE_RATE
+from ..decoding.greedy import initial_decoder_state
+from ..engine import Engine, EngineConfig
+from ..recognizer import FRAME_S, Recognizer
+from .measure import percentile, rss_mb
+from .results import MemoryRun, OfflineRun, StreamRun, Trial
+
+
+def packet_samples(chunk_ms: int) -> int:
+    return chunk_ms * SAMPLE_RATE // 1000
+
+
+def stream_run(asr: Recognizer, audio: np.ndarray, chunk_ms: int, language: str) -> StreamRun:
+    """Push one stream through the engine chunk by chunk, as fast as it goes."""
+    engine = Engine(asr, EngineConfig(endpoint_blank_ms=None))
+    sid = engine.open(language, chunk_ms)
+    size = packet_samples(chunk_ms)
+    steps: list[float] = []
+    closed = None
+
+    def drain():
+        nonlocal closed
+        while engine.has_work():
+            t = time.perf_counter()
+            events = engine.step()
+            steps.append(time.perf_counter() - t)
+            closed = next((e for e in events if e.kind == "closed"), closed)
+
+    start = time.perf_counter()
+    for pos in range(0, len(audio), size):
+        engine.accept(sid, audio[pos:pos + size])
+        drain()
+    engine.finish(sid)
+    drain()
+    wall = time.perf_counter() - start
+    audio_s = len(audio) / SAMPLE_RATE
+    return StreamRun("onepass", chunk_ms, audio_s, wall, audio_s / wall, len(closed.transcript.token_ids),
+                     round(closed.end_s / FRAME_S), 1000 * percentile(steps, 50), 1000 * percentile(steps, 95))
+
+
+def offline_run(asr: Recognizer, audio: np.ndarray, language: str) -> OfflineRun:
+    start = time.perf_counter()
+    result = asr.transcribe_batch([audio], language=language)[0]
+    wall = time.perf_counter() - start
+    r = asr.config.default_right_context
+    audio_s = len(audio) / SAMPLE_RATE
+    return OfflineRun("onepass", audio_s, wall, audio_s / wall, len(result.token_ids), (r + 1) * 80)
+
+
+def trial(asr: Recognizer, clips: list[np.ndarray], n: int, chunk_ms: int, trial_s: float,
+          language: str) -> Trial:
+    """n streams, stream i starting i/n of a chunk after stream 0, each sent one chunk of audio
+    when its wall-clock time comes; the engine steps whenever any stream has a chunk ready.
+
+    A chunk's latency runs from the scheduled arrival of the packet that completes it to the
+    step that decodes it (so a feeder delayed by a long step counts against the engine)."""
+    chunk_s = chunk_ms / 1000
+    size = packet_samples(chunk_ms)
+    packets = max(2, int(trial_s / chunk_s))
+    per_chunk = asr.config.right_context_for_chunk_ms(chunk_ms) + 1  # encoder frames per chunk
+    engine = Engine(asr, EngineConfig(endpoint_blank_ms=None, max_streams=max(n, 256)))
+    for sid in [engine.open(language, chunk_ms) for _ in range(n)]:  # grow the slot pool outside the clock
+        engine.close(sid)
+    audio = [clips[i % len(clips)][(i // len(clips)) * size:][:packets * size] for i in range(n)]
+    abort_lag = max(2.0, 0.15 * trial_s) + chunk_s
+    ids: list[int | None] = [None] * n
+    index: dict[int, int] = {}
+    sent, decoded, chunks_done = [0] * n, [0] * n, [0] * n
+    closed, end_lag = [False] * n, [0.0] * n
+    latencies: list[float] = []
+    steps = batch_total = 0
+    t0 = time.monotonic() + 0.02
+    offsets = [t0 + i * chunk_s / n for i in range(n)]
+
+    def due(i: int, packet: int) -> float:
+        return offsets[i] + (min(packet, packets - 1) + 1) * chunk_s
+
+    aborted = False
+    while not all(closed):
+        now = time.monotonic()
+        for i in range(n):
+            if ids[i] is None and now >= offsets[i]:
+                ids[i] = engine.open(language, chunk_ms)
+                index[ids[i]] = i
+            while ids[i] is not None and sent[i] < packets and now >= due(i, sent[i]):
+                engine.accept(ids[i], audio[i][sent[i] * size:(sent[i] + 1) * size])
+                sent[i] += 1
+                if sent[i] == packets:
+                    engine.finish(ids[i])
+                    end_lag[i] = packets * chunk_s - decoded[i] * FRAME_S
+            if ids[i] is not None and not closed[i] and sent[i] * chunk_s - decoded[i] * FRAME_S > abort_lag:
+                aborted = True
+        if aborted:
+            break
+        if not engine.has_work():
+            pending = [due(i, sent[i]) for i in range(n) if sent[i] < packets and ids[i] is not None]
+            pending += [offsets[i] for i in range(n) if ids[i] is None]
+            time.sleep(max(0.0, min(pending, default=now) - time.monotonic()))
+            continue
+        events = engine.step()
+        t = time.monotonic()
+        steps += 1
+        before = list(decoded)
+        ended = set()
+        for e in events:
+            if e.kind == "closed":
+                i = index[e.stream_id]
+                closed[i] = True
+                ended.add(i)
+                decoded[i] = round(e.end_s / FRAME_S)
+        progressed = 0
+        for i in range(n):
+            if ids[i] is None:
+                continue
+            if not closed[i]:
+                decoded[i] = engine.stream(ids[i]).frames_decoded
+            progressed += decoded[i] > before[i] or i in ended
+            done = -(-decoded[i] // per_chunk) if closed[i] else decoded[i] // per_chunk
+            latencies += [t - due(i, j) for j in range(chunks_done[i], done)]
+            chunks_done[i] = done
+        batch_total += progressed
+    wall = time.monotonic() - t0
+    for sid in list(engine.streams):
+        engine.close(sid)
+    p95 = percentile(latencies, 95)
+    lag = max(end_lag)
+    passed = not aborted and p95 <= chunk_s and lag <= 2 * chunk_s + 0.1
+    return Trial(n, passed, 1000 * percentile(latencies, 50), 1000 * p95, 1000 * max(latencies, default=0.0),
+                 lag, len(latencies), steps, batch_total / max(1, steps), wall, aborted)
+
+
+def memory_run(asr: Recognizer, audio: np.ndarray, chunk_ms: int, language: str, extra: int,
+               cycles: int, decode_every: int) -> MemoryRun:
+    """RSS per extra open stream, and RSS over many open/close cycles."""
+    size = packet_samples(chunk_ms)
+    engine = Engine(asr, EngineConfig(endpoint_blank_ms=None, max_streams=extra + 8, max_batch=extra + 1))
+    first = engine.open(language, chunk_ms)
+    engine.accept(first, audio[:2 * size])
+    engine.run_until_idle()
+    gc.collect()
+    base = rss_mb()
+    ids = [engine.open(language, chunk_ms) for _ in range(extra)]
+    for i, sid in enumerate(ids):
+        engine.accept(sid, audio[i * 37:i * 37 + 2 * size])
+    engine.run_until_idle()
+    gc.collect()
+    per_stream = (rss_mb() - base) / extra
+    for sid in ids + [first]:
+        engine.close(sid)
+    samples = []
+    piece = audio[:3 * size]
+    for c in range(cycles + 1):
+        if c % max(1, cycles // 10) == 0:
+            gc.collect()
+            samples.append(round(rss_mb(), 1))
+        if c == cycles:
+            break
+        sid = engine.open(language, chunk_ms)
+        engine.accept(sid, piece)
+        if c % decode_every == 0:
+            engine.finish(sid)
+            engine.run_until_idle()  # ends with "closed", which releases the slot
+        else:
+            engine.close(sid)
+    return MemoryRun(round(base, 1), round(per_stream, 2), extra, round(_state_mb(asr), 2), cycles, samples,
+                     round(samples[-1] - samples[0], 1))
+
+
+@torch.no_grad()
+def _state_mb(asr: Recognizer) -> float:
+    """Bytes of one stream's model state (encoder caches, subsampling and decoder state)."""
+    enc = asr.model.encoder.initial_state(1, aligned=True)
+    dec = initial_decoder_state(asr.model, 1)
+    tensors = [enc.keys, enc.values, enc.conv, *enc.subsampling.pending, dec.h, dec.c, dec.pred]
+    return sum(t.numel() * t.element_size() for t in tensors) / 2**20
