@@ -53,6 +53,8 @@ class TrainConfig:
     freq_mask_width: int = 12
     time_masks: int = 2
     time_mask_width: int = 20  # mel frames
+    ctc_weight: float = 0.3  # auxiliary CTC head on the projected encoder output (dropped at export)
+    freeze_subsampling_convs: bool = True  # keep the 3 subsampling convs at their (normalised) random init
     model: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -126,15 +128,73 @@ def spec_augment(x: torch.Tensor, lengths: torch.Tensor, cfg: TrainConfig, g: to
     return x
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
+def progress(step: int, cfg: TrainConfig) -> float:
+    """Fraction of the cosine decay done at ``step`` (0 during warmup)."""
+    return min(1.0, max(0.0, (step - cfg.warmup_steps) / max(1, cfg.total_steps - cfg.warmup_steps)))
+
+
+def init_weights_(model, feats: list[torch.Tensor]) -> None:
+    """PyTorch's default init for every layer, then ``init_subsampling_``.
+
+    transformers' N(0, 0.02) init makes the prompt MLP and the projectors shrink the encoder's signal at the
+    joint to ~1 % of the prediction net's: the encoder then learns very slowly (first run, 2,400 steps with
+    no acoustic learning). PyTorch's default init learns an order of magnitude faster on a 12-clip overfit.
+    """
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, (torch.nn.Linear, torch.nn.LSTM, torch.nn.Conv1d, torch.nn.Conv2d)):
+                mod.reset_parameters()
+        model.decoder.embedding.weight.normal_(0.0, 1.0)
+        model.decoder.embedding.weight[model.config.blank_token_id].zero_()
+    init_subsampling_(model, feats)
+
+
+def init_subsampling_(model, feats: list[torch.Tensor]) -> None:
+    """Re-initialise the subsampling stack so it trains from raw log-mels.
+
+    transformers initialises every conv with N(0, 0.02): after three convs on raw (unnormalised, mean ~ -9)
+    log-mels the ReLUs die and the subsampling output becomes a constant. Instead: PyTorch's default
+    init, with a global feature normalisation (x - mean) / std folded into the first conv's weight and
+    bias, and the output projection scaled so the (xscaled) encoder input has unit RMS. Only the init
+    changes; the network is the same as the real model's (which also takes raw log-mels).
+    """
+    sub = model.encoder.subsampling
+    sample = torch.cat([f.float() for f in feats[:200]])
+    mu, sd = float(sample.mean()), float(sample.std())
+    with torch.no_grad():
+        for mod in sub.modules():
+            if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear)):
+                mod.reset_parameters()
+        conv = sub.conv_in
+        conv.weight.div_(sd)
+        conv.bias.sub_(mu * conv.weight.sum(dim=(1, 2, 3)))
+        x = torch.nn.utils.rnn.pad_sequence([f.float() for f in feats[:16]], batch_first=True)
+        mask = (torch.arange(x.shape[1])[None] < torch.tensor([len(f) for f in feats[:16]])[:, None]).long()
+        # Centre the projection: bias = -W @ E[features], so the time-varying part of the input dominates
+        # (otherwise a constant vector swamps the first LayerNorm and the encoder learns very slowly).
+        feats_in = []
+        hook = sub.linear.register_forward_hook(lambda mod, args, out: feats_in.append(args[0]))
+        sub(x, mask)
+        hook.remove()
+        valid = feats_in[0][model.encoder._get_output_attention_mask(mask, target_length=feats_in[0].shape[1]).bool()]
+        sub.linear.bias.copy_(-sub.linear.weight @ valid.mean(0))
+        h = sub(x, mask)
+        h = h[0] if isinstance(h, tuple) else h
+        rms = float((h * model.encoder.input_scale).pow(2).mean().sqrt())
+        sub.linear.weight.div_(rms)
+        sub.linear.bias.div_(rms)
+    print(f"subsampling re-initialised (features mean {mu:.2f} std {sd:.2f}, output rms was {rms:.3f})", flush=True)
+
+
+def lr_at(step: int, cfg: TrainConfig, p: float | None = None) -> float:
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
-    p = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.total_steps - cfg.warmup_steps))
+    p = progress(step, cfg) if p is None else p
     return cfg.lr * (cfg.lr_floor + (1 - cfg.lr_floor) * 0.5 * (1 + math.cos(math.pi * p)))
 
 
-def rnnt_forward(model, feats, mask, prompt_ids, targets, target_lengths, r: int) -> tuple[torch.Tensor, int]:
-    """Mean-volume RNN-T loss (sum of NLLs / number of labels) for one batch."""
+def rnnt_forward(model, feats, mask, prompt_ids, targets, target_lengths, r: int, ctc_head=None):
+    """(mean-volume RNN-T loss, mean-volume CTC loss or 0) for one batch (NLL sums / number of labels)."""
     blank = model.config.blank_token_id
     enc = model.get_audio_features(input_features=feats, attention_mask=mask, prompt_ids=prompt_ids,
                                    num_lookahead_tokens=r).pooler_output  # [B, T', H]
@@ -143,7 +203,12 @@ def rnnt_forward(model, feats, mask, prompt_ids, targets, target_lengths, r: int
     dec = model.decoder(dec_in)  # [B, U+1, H]
     logits = model.joint(decoder_hidden_states=dec[:, None, :, :], encoder_hidden_states=enc[:, :, None, :])
     nll = rnnt_loss(logits, targets, enc_len, target_lengths, blank)
-    return nll.sum() / target_lengths.sum(), int(enc_len.sum())
+    ctc = torch.zeros(())
+    if ctc_head is not None:
+        lp = ctc_head(enc).log_softmax(-1).transpose(0, 1)  # [T', B, V]
+        ctc = torch.nn.functional.ctc_loss(lp, targets, enc_len, target_lengths, blank=blank,
+                                           reduction="sum", zero_infinity=True) / target_lengths.sum()
+    return nll.sum() / target_lengths.sum(), ctc
 
 
 def main() -> None:
@@ -155,6 +220,12 @@ def main() -> None:
     ap.add_argument("--total-steps", type=int, help="override TrainConfig.total_steps")
     ap.add_argument("--max-steps", type=int, help="stop after this step (default: total_steps)")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--reinit-subsampling", action="store_true",
+                    help="with --resume: re-initialise the subsampling stack (see init_subsampling_) and the "
+                         "optimizer (used once in the shipped run, whose first 1,600 steps had a dead subsampling)")
+    ap.add_argument("--deadline-min", type=float,
+                    help="wall-clock budget in minutes for this run: the cosine decay is squeezed so that it "
+                         "ends by then (progress = max(step progress, time progress)) and training stops")
     args = ap.parse_args()
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -181,14 +252,35 @@ def main() -> None:
     model, processor = build_model_and_processor(cfg.model, spm_path)
     print(f"params {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M, {len(rows)} utterances, "
           f"{sum(lengths) / 360000:.2f} h, mean {np.mean([len(x) for x in labels]):.1f} labels", flush=True)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    if not args.resume:
+        init_weights_(model, feats)
+    ctc_head = torch.nn.Linear(cfg.model.decoder_hidden_size, model.config.vocab_size) if cfg.ctc_weight else None
+    if cfg.freeze_subsampling_convs:
+        # Adam drove these ReLU convs dead in two runs (constant output, audio ignored); random conv
+        # features keep the information and the trainable projection after them does the rest.
+        for mod in model.encoder.subsampling.modules():
+            if isinstance(mod, torch.nn.Conv2d):
+                mod.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad] + (list(ctc_head.parameters()) if ctc_head is not None else [])
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
     step, epoch, batches = 0, 0, []
+    rewarm_from = None  # re-warm the lr after resuming with a fresh optimizer
     rng = random.Random(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
     if args.resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, weights_only=False)
         model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
+        if args.reinit_subsampling:
+            init_subsampling_(model, feats)
+            if ctc_head is not None and "ctc" in ck:
+                ctc_head.load_state_dict(ck["ctc"])
+            rewarm_from = ck["step"]
+        elif ctc_head is not None and "ctc" not in ck:  # first resume after adding the CTC head
+            rewarm_from = ck["step"]
+        else:
+            if ctc_head is not None:
+                ctc_head.load_state_dict(ck["ctc"])
+            opt.load_state_dict(ck["opt"])
         step, epoch = ck["step"], ck["epoch"]
         rng.setstate(ck["rng"])
         batches = ck.get("batches", [])
@@ -197,9 +289,18 @@ def main() -> None:
         print(f"resumed at step {step}", flush=True)
     blank = model.config.blank_token_id
     max_steps = args.max_steps or cfg.total_steps
+    p0, t0 = progress(step, cfg), time.time()
+
+    def current_progress() -> float:
+        p = progress(step, cfg)
+        if args.deadline_min:
+            p = max(p, p0 + (1 - p0) * (time.time() - t0) / (60 * args.deadline_min))
+        return min(1.0, p)
+
     model.train()
-    t_start, t_log, loss_acc, n_acc = time.time(), time.time(), 0.0, 0
-    while step < max_steps:
+    t_start, t_log, loss_acc, ctc_acc, n_acc = time.time(), time.time(), 0.0, 0.0, 0
+    done = False
+    while not done:
         if not batches:
             batches = make_batches(lengths, cfg, random.Random(cfg.seed * 7919 + epoch))
             epoch += 1
@@ -221,8 +322,9 @@ def main() -> None:
         pid = torch.tensor([prompts[i] for i in b])
         r = cfg.model.right_contexts[int(torch.randint(len(cfg.model.right_contexts), (1,), generator=g))]
         for pg in opt.param_groups:
-            pg["lr"] = lr_at(step, cfg)
-        loss, _ = rnnt_forward(model, x, mask, pid, y, yl, r)
+            pg["lr"] = lr_at(step, cfg, current_progress()) * (1.0 if rewarm_from is None else min(1.0, (step - rewarm_from + 1) / 100))
+        rnnt, ctc = rnnt_forward(model, x, mask, pid, y, yl, r, ctc_head)
+        loss = rnnt + cfg.ctc_weight * ctc
         opt.zero_grad(set_to_none=True)
         loss.backward()
         model.decoder.embedding.weight.grad[blank].zero_()
@@ -230,17 +332,20 @@ def main() -> None:
         if torch.isfinite(gn):
             opt.step()
         step += 1
-        loss_acc += float(loss)
+        done = step >= max_steps or (args.deadline_min is not None and current_progress() >= 1.0)
+        loss_acc += float(rnnt)
+        ctc_acc += float(ctc)
         n_acc += 1
         if step % cfg.log_every == 0:
             dt = time.time() - t_log
-            print(f"step {step} epoch {epoch} loss {loss_acc / n_acc:.3f} lr {lr_at(step, cfg):.2e} "
+            print(f"step {step} epoch {epoch} rnnt {loss_acc / n_acc:.3f} ctc {ctc_acc / n_acc:.3f} lr {opt.param_groups[0]['lr']:.2e} "
                   f"gnorm {float(gn):.2f} {dt / n_acc:.2f}s/step elapsed {(time.time() - t_start) / 60:.1f}m",
                   flush=True)
-            t_log, loss_acc, n_acc = time.time(), 0.0, 0
-        if step % cfg.ckpt_every == 0 or step >= max_steps:
+            t_log, loss_acc, ctc_acc, n_acc = time.time(), 0.0, 0.0, 0
+        if step % cfg.ckpt_every == 0 or done:
             tmp = args.out / "ckpt.pt.tmp"
-            torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), step=step, epoch=epoch, batches=batches,
+            extra = {"ctc": ctc_head.state_dict()} if ctc_head is not None else {}
+            torch.save(dict(model=model.state_dict(), **extra, opt=opt.state_dict(), step=step, epoch=epoch, batches=batches,
                             rng=rng.getstate(), gen=g.get_state(), torch_rng=torch.get_rng_state()), tmp)
             os.replace(tmp, ckpt_path)
             model.eval()
