@@ -81,3 +81,37 @@ def test_bench_table_tiny(capsys, one_thread):
     assert code == 0
     out = capsys.readouterr().out
     assert "Single stream" in out and "| 560 ms |" in out and "Goals:" in out and "Memory:" in out
+
+
+def test_prepacked_weights_give_the_same_tokens(one_thread):
+    """--prepack runs onepass on NemotronASR.prepack(); streamed and offline token ids must not move."""
+    from onepass.bench.audio import speech_like
+    from onepass.bench.factory import random_pair
+
+    torch.set_num_threads(1)
+    asr = random_pair("tiny", with_hf=False).recognizer
+    audio = speech_like(3.0, seed=4)
+
+    def tokens():
+        out = {}
+        for chunk_ms in (160, 560):
+            session = asr.stream(language="de-DE", chunk_ms=chunk_ms)
+            for pos in range(0, len(audio), 2560):
+                session.accept(audio[pos:pos + 2560], 16000)
+            out[chunk_ms] = session.finish().token_ids
+        out["offline"] = asr.transcribe_batch([audio], language="de-DE", chunk_ms=160)[0].token_ids
+        return out
+
+    before = tokens()
+    try:
+        assert asr.model.prepack() > 0
+        assert tokens() == before
+        with torch.no_grad():  # editing a weight after packing falls back to the dense path
+            layer = asr.model.encoder.layers[0].feed_forward1.linear1
+            x = torch.randn(1, 4, layer.in_features)
+            layer.weight.mul_(2.0)
+            assert torch.allclose(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias))
+    finally:
+        for m in asr.model.modules():
+            if hasattr(m, "unpack"):
+                m.unpack()

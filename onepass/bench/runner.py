@@ -20,6 +20,8 @@ def run_bench(pair: ModelPair, config: BenchConfig, started: float | None = None
     started = time.monotonic() if started is None else started
     deadline = started + config.budget_s
     asr, hf = pair.recognizer, (pair.hf_model if config.compare_transformers else None)
+    if config.prepack:
+        log(f"prepacked {asr.model.prepack()} linear layers for oneDNN")
     info = machine()
     lang = asr.language(config.language)
     prompt = lang.prompt if asr.config.has_prompt else None

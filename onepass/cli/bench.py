@@ -37,6 +37,9 @@ def add_parser(sub) -> None:
     p.add_argument("--language", default="en-US", help="language of every stream (default: %(default)s)")
     p.add_argument("--profile", action="store_true",
                    help="also profile one engine step per chunk size (1 stream, and the capacity batch)")
+    p.add_argument("--prepack", action="store_true",
+                   help="run onepass on oneDNN-prepacked weights (NemotronASR.prepack: faster few-row GEMMs, "
+                        "a second copy of the weights)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=run)
 
@@ -64,7 +67,7 @@ def config_from_args(args: argparse.Namespace):
         capacity_chunk_ms=_ints(args.capacity_chunk_ms, chunks) if args.capacity_chunk_ms else None,
         compare_transformers=args.compare == "transformers", language=args.language,
         memory_streams=4 if quick else 16, cycles=100 if quick else 1000, cycle_decode_every=25 if quick else 50,
-        budget_s=args.budget_s or (240.0 if quick else 780.0), seed=args.seed)
+        budget_s=args.budget_s or (240.0 if quick else 780.0), prepack=args.prepack, seed=args.seed)
 
 
 def run(args: argparse.Namespace) -> int:

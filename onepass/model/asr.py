@@ -8,6 +8,7 @@ from torch import nn
 from .config import ModelConfig
 from .encoder import Encoder, EncoderState
 from .frontend import LogMel
+from .linear import Linear
 from .transducer import Joint, PredictionNet, PromptProjector
 
 
@@ -22,7 +23,7 @@ class NemotronASR(nn.Module):
         self.frontend = LogMel(config.frontend, filterbank, window)
         self.encoder = Encoder(config.encoder)
         self.prompt_projector = PromptProjector(config) if config.has_prompt else None
-        self.encoder_projector = nn.Linear(config.encoder.hidden_size, config.pred_hidden)
+        self.encoder_projector = Linear(config.encoder.hidden_size, config.pred_hidden)
         self.decoder = PredictionNet(config)
         self.joint = Joint(config)
 
@@ -37,6 +38,14 @@ class NemotronASR(nn.Module):
                 raise ValueError("this model needs a prompt index per stream")
             x = self.prompt_projector(x, prompt)
         return x, self.encoder_projector(x), valid
+
+    def prepack(self) -> int:
+        """Reorder the encoder, prompt and joint weights for oneDNN (CPU float32 inference):
+        1.4-1.8x faster GEMMs for the few-row blocks of streaming, at the cost of a second copy
+        of those weights (~2.5 GB for the 0.6B models). Outputs agree with the dense path to
+        float rounding. Weights loaded or edited afterwards fall back to the dense path until
+        ``prepack`` is called again. Returns the number of layers packed."""
+        return sum(m.prepack() for m in self.modules() if isinstance(m, Linear))
 
     def decoder_initial_state(self, batch: int):
         cfg = self.config

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .config import EncoderConfig
+from .linear import Linear
 
 MASKED = -1e30  # finite, so a fully masked (padding) row stays NaN-free
 
@@ -29,10 +30,10 @@ class RelPositionAttention(nn.Module):
         self.num_heads, self.head_dim = h, config.head_dim
         self.scale = self.head_dim**-0.5
         bias = config.attention_bias
-        self.q_proj = nn.Linear(d, d, bias=bias)
-        self.k_proj = nn.Linear(d, d, bias=bias)
-        self.v_proj = nn.Linear(d, d, bias=bias)
-        self.o_proj = nn.Linear(d, d, bias=bias)
+        self.q_proj = Linear(d, d, bias=bias)
+        self.k_proj = Linear(d, d, bias=bias)
+        self.v_proj = Linear(d, d, bias=bias)
+        self.o_proj = Linear(d, d, bias=bias)
         self.relative_k_proj = nn.Linear(d, d, bias=False)
         self.bias_u = nn.Parameter(torch.zeros(h, self.head_dim))
         self.bias_v = nn.Parameter(torch.zeros(h, self.head_dim))

@@ -7,13 +7,14 @@ from torch import nn
 
 from .attention import RelPositionAttention
 from .config import EncoderConfig
+from .linear import Linear
 
 
 class FeedForward(nn.Module):
     def __init__(self, config: EncoderConfig):
         super().__init__()
-        self.linear1 = nn.Linear(config.hidden_size, config.ff_size, bias=config.attention_bias)
-        self.linear2 = nn.Linear(config.ff_size, config.hidden_size, bias=config.attention_bias)
+        self.linear1 = Linear(config.hidden_size, config.ff_size, bias=config.attention_bias)
+        self.linear2 = Linear(config.ff_size, config.hidden_size, bias=config.attention_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear2(nn.functional.silu(self.linear1(x)))
@@ -25,10 +26,10 @@ class ConvModule(nn.Module):
     def __init__(self, config: EncoderConfig):
         super().__init__()
         d, k = config.hidden_size, config.conv_kernel_size
-        self.pointwise_conv1 = nn.Linear(d, 2 * d, bias=config.conv_bias)
+        self.pointwise_conv1 = Linear(d, 2 * d, bias=config.conv_bias)
         self.depthwise_conv = nn.Conv1d(d, d, k, groups=d, bias=config.conv_bias)
         self.norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
-        self.pointwise_conv2 = nn.Linear(d, d, bias=config.conv_bias)
+        self.pointwise_conv2 = Linear(d, d, bias=config.conv_bias)
 
     def forward(self, x: torch.Tensor, conv_cache: torch.Tensor, row_valid: torch.Tensor):
         """x (B, T, D); conv_cache (B, D, k-1); row_valid (B, T, 1) float 1/0.

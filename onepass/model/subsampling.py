@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .config import EncoderConfig
+from .linear import Linear
 
 
 @dataclass
@@ -46,7 +47,7 @@ class Subsampling(nn.Module):
         self.kernel, self.stride = k, s
         self.conv_in = nn.Conv2d(1, c, k, stride=s)
         self.layers = nn.ModuleList(SubsamplingLayer(config) for _ in range(config.subsampling_layers - 1))
-        self.linear = nn.Linear(c * config.subsampled_freq_bins, config.hidden_size)
+        self.linear = Linear(c * config.subsampled_freq_bins, config.hidden_size)
         self.scale = config.hidden_size**0.5 if config.xscaling else 1.0
 
     def initial_state(self, batch: int, device=None, dtype=torch.float32, aligned: bool = False) -> SubsamplingState:

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
+from .linear import Linear
 
 
 class PromptProjector(nn.Module):
@@ -18,9 +19,9 @@ class PromptProjector(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         d = config.encoder.hidden_size
-        self.linear_1 = nn.Linear(d, config.prompt_hidden)
+        self.linear_1 = Linear(d, config.prompt_hidden)
         self.language_bias = nn.Parameter(torch.zeros(config.num_prompts, config.prompt_hidden))
-        self.linear_2 = nn.Linear(config.prompt_hidden, d)
+        self.linear_2 = Linear(config.prompt_hidden, d)
 
     def forward(self, x: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
         """x (B, T, D); prompt (B,) slot indices."""
@@ -75,7 +76,7 @@ class PredictionNet(nn.Module):
 class Joint(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
-        self.head = nn.Linear(config.pred_hidden, config.vocab_size)
+        self.head = Linear(config.pred_hidden, config.vocab_size)
 
     def forward(self, enc: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
         """enc, pred (..., pred_hidden) already projected -> logits (..., vocab)."""
