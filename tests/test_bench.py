@@ -23,7 +23,7 @@ def one_thread():
 
 
 def _trial(n: int, passed: bool) -> Trial:
-    return Trial(n, passed, 1.0, 2.0, 3.0, 0.1, 10, 10, 1.0, 0.01)
+    return Trial(n, passed, 1.0, 2.0, 3.0, 3.0, 0.1, 10, 10, 1.0, 0.01)
 
 
 def test_capacity_search_doubles_then_bisects():

@@ -23,7 +23,8 @@ def search(trial: Callable[[int], Trial], impl: str, chunk_ms: int, mode: str, m
         t = trial(n)
         trials.append(t)
         log(f"  {impl} {chunk_ms} ms, {n} streams: p95 {t.latency_p95_ms:.0f} ms, end lag {t.end_lag_max_s:.2f} s, "
-            f"batch {t.mean_batch:.1f} -> {'pass' if t.passed else 'fail'}{' (aborted)' if t.aborted else ''}")
+            f"batch {t.mean_batch:.1f}, load {t.load_1m:.1f} -> {'pass' if t.passed else 'fail'}"
+            f"{' (aborted)' if t.aborted else ''}")
         return t.passed
 
     n, complete = 1, True

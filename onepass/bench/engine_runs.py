@@ -14,7 +14,7 @@ from ..audio import SAMPLE_RATE
 from ..decoding.greedy import initial_decoder_state
 from ..engine import Engine, EngineConfig
 from ..recognizer import FRAME_S, Recognizer
-from .measure import percentile, rss_mb
+from .measure import load_average, percentile, rss_mb
 from .results import MemoryRun, OfflineRun, StreamRun, Trial
 
 
@@ -80,6 +80,7 @@ def trial(asr: Recognizer, clips: list[np.ndarray], n: int, chunk_ms: int, trial
     sent, decoded, chunks_done = [0] * n, [0] * n, [0] * n
     closed, end_lag = [False] * n, [0.0] * n
     latencies: list[float] = []
+    finals: list[float] = []  # the tail flushed by finish(): queued behind the last full chunk
     steps = batch_total = 0
     t0 = time.monotonic() + 0.02
     offsets = [t0 + i * chunk_s / n for i in range(n)]
@@ -102,7 +103,8 @@ def trial(asr: Recognizer, clips: list[np.ndarray], n: int, chunk_ms: int, trial
                     end_lag[i] = packets * chunk_s - decoded[i] * FRAME_S
             if ids[i] is not None and not closed[i] and sent[i] * chunk_s - decoded[i] * FRAME_S > abort_lag:
                 aborted = True
-        if aborted:
+        if aborted:  # report how far behind the worst stream was when the trial stopped
+            end_lag = [max(sent[i] * chunk_s - decoded[i] * FRAME_S for i in range(n))]
             break
         if not engine.has_work():
             pending = [due(i, sent[i]) for i in range(n) if sent[i] < packets and ids[i] is not None]
@@ -128,7 +130,8 @@ def trial(asr: Recognizer, clips: list[np.ndarray], n: int, chunk_ms: int, trial
                 decoded[i] = engine.stream(ids[i]).frames_decoded
             progressed += decoded[i] > before[i] or i in ended
             done = -(-decoded[i] // per_chunk) if closed[i] else decoded[i] // per_chunk
-            latencies += [t - due(i, j) for j in range(chunks_done[i], done)]
+            for j in range(chunks_done[i], done):
+                (latencies if j < packets else finals).append(t - due(i, j))
             chunks_done[i] = done
         batch_total += progressed
     wall = time.monotonic() - t0
@@ -138,7 +141,8 @@ def trial(asr: Recognizer, clips: list[np.ndarray], n: int, chunk_ms: int, trial
     lag = max(end_lag)
     passed = not aborted and p95 <= chunk_s and lag <= 2 * chunk_s + 0.1
     return Trial(n, passed, 1000 * percentile(latencies, 50), 1000 * p95, 1000 * max(latencies, default=0.0),
-                 lag, len(latencies), steps, batch_total / max(1, steps), wall, aborted)
+                 1000 * max(finals + latencies[-1:], default=0.0), lag, len(latencies), steps,
+                 batch_total / max(1, steps), wall, aborted, (load_average() or [0.0])[0])
 
 
 def memory_run(asr: Recognizer, audio: np.ndarray, chunk_ms: int, language: str, extra: int,

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..audio import SAMPLE_RATE
-from .measure import percentile
+from .measure import load_average, percentile
 from .results import OfflineRun, StreamRun, Trial
 
 FRAME_S = 0.08
@@ -139,9 +139,11 @@ def trial(hf, hf_features, clips: list[np.ndarray], n: int, chunk_ms: int, trial
     if not aborted and len(done_at) < len(pieces):
         raise RuntimeError(f"transformers' generate stopped after {len(done_at)} of {len(pieces)} chunks")
     wall = time.monotonic() - t0
-    latencies = [t - due(k) for k, t in enumerate(done_at)]
+    latencies = [t - due(k) for k, t in enumerate(done_at) if k < packets]
+    finals = [t - due(k) for k, t in enumerate(done_at)][-1:]
     p95 = percentile(latencies, 95)
     lag = packets * chunk_s - chunk_s * sum(1 for t in done_at if t <= due(packets - 1))
     passed = not aborted and p95 <= chunk_s and lag <= 2 * chunk_s + 0.1
     return Trial(n, passed, 1000 * percentile(latencies, 50), 1000 * p95, 1000 * max(latencies, default=0.0),
-                 lag, len(latencies) * n, len(latencies), float(n), wall, aborted)
+                 1000 * max(finals, default=0.0), lag, len(latencies) * n, len(done_at), float(n), wall, aborted,
+                 (load_average() or [0.0])[0])

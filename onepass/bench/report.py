@@ -90,7 +90,7 @@ def table(result: dict) -> str:
                   "| chunk | implementation | mode | streams | p95 latency at that N | trials |", "|---|---|---|---|---|---|"]
         for c in result["capacity"]:
             at = next((t for t in c["trials"] if t["streams"] == c["streams"]), None)
-            p95 = f"{at['latency_p95_ms']:.0f} ms" if at else "-"
+            p95 = f"{at['latency_p95_ms']:.0f} ms (last result {at['final_latency_ms']:.0f} ms)" if at else "-"
             tried = ", ".join(f"{t['streams']}{'+' if t['passed'] else '-'}" for t in c["trials"])
             n = f"{c['streams']}" + ("" if c["complete"] else " (budget hit)")
             lines.append(f"| {c['chunk_ms']} ms | {c['impl']} | {c['mode']} | {n} | {p95} | {tried} |")

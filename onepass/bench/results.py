@@ -45,15 +45,17 @@ class Trial:
 
     streams: int
     passed: bool
-    latency_p50_ms: float  # chunk audio complete (scheduled) -> its frames decoded
+    latency_p50_ms: float  # chunk audio complete (scheduled) -> its frames decoded; streaming chunks
     latency_p95_ms: float
     latency_max_ms: float
+    final_latency_ms: float  # worst stream: last packet (and finish) -> its last frames decoded
     end_lag_max_s: float  # undecoded audio of the worst stream when its last packet was sent
     chunks: int  # chunk results measured
     steps: int  # batched model steps run
     mean_batch: float  # streams per step
     wall_s: float
     aborted: bool = False  # stopped early: a stream fell hopelessly behind
+    load_1m: float = 0.0  # system load average when the trial ended (other processes show up here)
 
 
 @dataclass(frozen=True)
