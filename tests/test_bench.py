@@ -48,7 +48,8 @@ def test_percentile_nearest_rank():
 
 def test_bench_cli_json_tiny(capsys, one_thread):
     code = main(["bench", "--random-init", "tiny", "--compare", "transformers", "--quick", "--json",
-                 "--seconds", "0.8", "--chunk-ms", "160,320", "--max-streams", "2", *one_thread])
+                 "--seconds", "0.8", "--chunk-ms", "160,320", "--capacity-chunk-ms", "160", "--max-streams", "2",
+                 *one_thread])
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result) >= {"model", "machine", "config", "streams", "offline", "capacity", "memory", "ratios",
@@ -62,8 +63,9 @@ def test_bench_cli_json_tiny(capsys, one_thread):
     offline = {o["impl"]: o for o in result["offline"]}
     assert set(offline) == {"onepass", "transformers"}
     assert offline["onepass"]["tokens"] == offline["transformers"]["tokens"]  # same weights, exact model
-    caps = {(c["impl"], c["chunk_ms"]) for c in result["capacity"]}
-    assert caps == runs
+    modes = {(c["impl"], c["chunk_ms"], c["mode"]) for c in result["capacity"]}
+    assert modes == {("onepass", 160, "engine, staggered starts"), ("onepass", 160, "engine, aligned starts"),
+                     ("transformers", 160, "lockstep batch, aligned starts")}
     for c in result["capacity"]:
         assert 0 <= c["streams"] <= 2 and c["trials"]
         for t in c["trials"]:
@@ -73,11 +75,12 @@ def test_bench_cli_json_tiny(capsys, one_thread):
     assert mem["cycles"] == 100 and len(mem["cycle_rss_mb"]) == 11 and mem["state_mb"] > 0
     assert {g["goal"].split(":")[0] for g in result["goals"]} >= {"capacity 560 ms", "single stream 560 ms"}
     assert "stream_160ms" in result["ratios"] and "offline" in result["ratios"]
+    assert "capacity_160ms_staggered" in result["ratios"] and "capacity_160ms_aligned" in result["ratios"]
 
 
 def test_bench_table_tiny(capsys, one_thread):
-    code = main(["bench", "--random-init", "tiny", "--quick", "--seconds", "0.8", "--chunk-ms", "560",
-                 "--max-streams", "1", *one_thread])
+    code = main(["bench", "--random-init", "tiny", "--quick", "--seconds", "0.8", "--chunk-ms", "160,560",
+                 "--capacity-chunk-ms", "160", "--max-streams", "1", *one_thread])
     assert code == 0
     out = capsys.readouterr().out
     assert "Single stream" in out and "| 560 ms |" in out and "Goals:" in out and "Memory:" in out

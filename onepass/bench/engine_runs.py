@@ -22,6 +22,11 @@ def packet_samples(chunk_ms: int) -> int:
     return chunk_ms * SAMPLE_RATE // 1000
 
 
+def trial_packets(trial_s: float, chunk_ms: int, min_chunks: int) -> int:
+    """Packets (chunks) per stream in a capacity trial: trial_s of audio, at least min_chunks."""
+    return max(min_chunks, int(trial_s * 1000 / chunk_ms))
+
+
 def stream_run(asr: Recognizer, audio: np.ndarray, chunk_ms: int, language: str) -> StreamRun:
     """Push one stream through the engine chunk by chunk, as fast as it goes."""
     engine = Engine(asr, EngineConfig(endpoint_blank_ms=None))
@@ -60,20 +65,22 @@ def offline_run(asr: Recognizer, audio: np.ndarray, language: str) -> OfflineRun
 
 
 def trial(asr: Recognizer, clips: list[np.ndarray], n: int, chunk_ms: int, trial_s: float,
-          language: str) -> Trial:
-    """n streams, stream i starting i/n of a chunk after stream 0, each sent one chunk of audio
-    when its wall-clock time comes; the engine steps whenever any stream has a chunk ready.
+          language: str, staggered: bool = True, min_chunks: int = 32) -> Trial:
+    """n streams, stream i starting i/n of a chunk after stream 0 (``staggered``; else all at
+    once), each sent one chunk of audio when its wall-clock time comes; the engine steps
+    whenever any stream has a chunk ready.
 
     A chunk's latency runs from the scheduled arrival of the packet that completes it to the
     step that decodes it (so a feeder delayed by a long step counts against the engine)."""
     chunk_s = chunk_ms / 1000
     size = packet_samples(chunk_ms)
-    packets = max(2, int(trial_s / chunk_s))
+    packets = trial_packets(trial_s, chunk_ms, min_chunks)
     per_chunk = asr.config.right_context_for_chunk_ms(chunk_ms) + 1  # encoder frames per chunk
     engine = Engine(asr, EngineConfig(endpoint_blank_ms=None, max_streams=max(n, 256)))
     for sid in [engine.open(language, chunk_ms) for _ in range(n)]:  # grow the slot pool outside the clock
         engine.close(sid)
-    audio = [clips[i % len(clips)][(i // len(clips)) * size:][:packets * size] for i in range(n)]
+    # distinct audio per stream: the clips, rotated by a different offset each time round
+    audio = [np.roll(clips[i % len(clips)], -(i // len(clips)) * 5939)[:packets * size] for i in range(n)]
     abort_lag = max(2.0, 0.15 * trial_s) + chunk_s
     ids: list[int | None] = [None] * n
     index: dict[int, int] = {}
@@ -83,7 +90,7 @@ def trial(asr: Recognizer, clips: list[np.ndarray], n: int, chunk_ms: int, trial
     finals: list[float] = []  # the tail flushed by finish(): queued behind the last full chunk
     steps = batch_total = 0
     t0 = time.monotonic() + 0.02
-    offsets = [t0 + i * chunk_s / n for i in range(n)]
+    offsets = [t0 + (i * chunk_s / n if staggered else 0.0) for i in range(n)]
 
     def due(i: int, packet: int) -> float:
         return offsets[i] + (min(packet, packets - 1) + 1) * chunk_s

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..audio import SAMPLE_RATE
+from .engine_runs import trial_packets
 from .measure import load_average, percentile
 from .results import OfflineRun, StreamRun, Trial
 
@@ -101,14 +102,14 @@ def offline_run(hf, hf_features, audio: np.ndarray, right_context: int, prompt: 
 
 @torch.no_grad()
 def trial(hf, hf_features, clips: list[np.ndarray], n: int, chunk_ms: int, trial_s: float,
-          prompt: int | None) -> Trial:
+          prompt: int | None, min_chunks: int = 32) -> Trial:
     """n streams as one lockstep batch, chunk k of every stream handed over at its wall-clock time.
     A chunk is done when generate asks for the next one (all rows have decoded it)."""
     _quiet()
     chunk_s = chunk_ms / 1000
     r = chunk_ms // 80 - 1
     size = chunk_ms * SAMPLE_RATE // 1000
-    packets = max(2, int(trial_s / chunk_s))
+    packets = trial_packets(trial_s, chunk_ms, min_chunks)
     pieces = chunks(features(hf_features, [clips[0][:packets * size]] * n), r)
     abort_lag = max(2.0, 0.15 * trial_s) + chunk_s
     done_at: list[float] = []  # wall time each chunk was decoded by every row

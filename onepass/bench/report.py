@@ -23,7 +23,7 @@ def goals(result: dict) -> list[dict]:
         ratio = _ratio(ours and ours["rtfx"], theirs and theirs["rtfx"])
         out.append({"goal": f"single stream {chunk} ms: >= {target}x transformers", "target": target,
                     "measured": ratio, "met": None if ratio is None else ratio >= target})
-    caps = {(c["impl"], c["chunk_ms"]): c for c in result["capacity"]}
+    caps = {(c["impl"], c["chunk_ms"]): c for c in result["capacity"] if "staggered" in c["mode"]}
     for chunk, target in CAPACITY_GOALS.items():
         ours = caps.get(("onepass", chunk))
         got = ours["streams"] if ours else None
@@ -56,10 +56,11 @@ def ratios(result: dict) -> dict:
     off = {o["impl"]: o["rtfx"] for o in result["offline"]}
     if len(off) == 2:
         out["offline"] = _ratio(off["onepass"], off["transformers"])
-    caps = {(c["impl"], c["chunk_ms"]): c["streams"] for c in result["capacity"]}
-    for (impl, chunk), n in caps.items():
-        if impl == "onepass" and ("transformers", chunk) in caps:
-            out[f"capacity_{chunk}ms"] = f"{n} vs {caps[('transformers', chunk)]}"
+    caps = {(c["impl"], c["chunk_ms"], c["mode"].split(", ")[-1]): c["streams"] for c in result["capacity"]}
+    for (impl, chunk, mode), n in caps.items():
+        theirs = caps.get(("transformers", chunk, "aligned starts"))
+        if impl == "onepass" and theirs is not None:
+            out[f"capacity_{chunk}ms_{mode.split()[0]}"] = f"{n} vs {theirs} (transformers aligned)"
     return out
 
 

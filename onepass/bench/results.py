@@ -11,9 +11,11 @@ class BenchConfig:
     stream_s: float = 10.0  # audio per single-stream measurement (seconds)
     offline_s: float = 30.0  # audio of the offline-file measurement (seconds)
     trial_s: float = 10.0  # audio per stream in one capacity trial (seconds)
+    min_trial_chunks: int = 32  # ... but at least this many chunks (a p95 of fewer is the maximum)
     max_streams: int = 48  # capacity search stops here
     capacity_chunk_ms: tuple[int, ...] | None = None  # chunk sizes for the capacity search (None: all)
     compare_transformers: bool = False
+    aligned: bool = True  # also search onepass capacity with aligned starts (transformers' condition)
     language: str = "en-US"
     memory_streams: int = 16  # extra streams opened to measure RSS per stream
     cycles: int = 1000  # open/close cycles for the RSS-flatness check

@@ -62,14 +62,22 @@ def run_bench(pair: ModelPair, config: BenchConfig, started: float | None = None
         log(f"memory: +{memory.per_stream_mb:.1f} MB per stream; cycles {memory.cycle_rss_mb}")
 
     capacity: list[Capacity] = []
-    clips = [speech_like(config.trial_s + 2.0, seed + 10 + i) for i in range(8)]
+    mins = config.min_trial_chunks
+    longest = max([engine_runs.trial_packets(config.trial_s, c, mins) * c / 1000 for c in chunk_list], default=0.0)
+    clips = [speech_like(longest + 2.0, seed + 10 + i) for i in range(8)]
     wanted = config.capacity_chunk_ms if config.capacity_chunk_ms is not None else config.chunk_ms
     for c in sorted((c for c in wanted if c in chunk_list), reverse=True):  # the goals' chunk sizes first
-        capacity.append(search(lambda n: engine_runs.trial(asr, clips, n, c, config.trial_s, config.language),
+        capacity.append(search(lambda n: engine_runs.trial(asr, clips, n, c, config.trial_s, config.language,
+                                                           min_chunks=mins),
                                "onepass", c, "engine, staggered starts", config.max_streams, deadline, log))
+        if config.aligned:  # the condition transformers gets: every stream's chunk arrives at once
+            capacity.append(search(
+                lambda n: engine_runs.trial(asr, clips, n, c, config.trial_s, config.language, staggered=False,
+                                            min_chunks=mins),
+                "onepass", c, "engine, aligned starts", config.max_streams, deadline, log))
         if hf is not None:
             capacity.append(search(
-                lambda n: hf_runs.trial(hf, pair.hf_features, clips, n, c, config.trial_s, prompt),
+                lambda n: hf_runs.trial(hf, pair.hf_features, clips, n, c, config.trial_s, prompt, mins),
                 "transformers", c, "lockstep batch, aligned starts", config.max_streams, deadline, log))
 
     info["load_average_end"] = load_average()

@@ -62,7 +62,7 @@ def config_from_args(args: argparse.Namespace):
         raise OnePassError("--seconds must be positive")
     chunks = _ints(args.chunk_ms, (160, 560) if quick else (80, 160, 560))
     return BenchConfig(
-        chunk_ms=chunks, stream_s=seconds, offline_s=3 * seconds, trial_s=seconds,
+        chunk_ms=chunks, stream_s=seconds, offline_s=3 * seconds, trial_s=seconds, min_trial_chunks=8 if quick else 32,
         max_streams=args.max_streams or (8 if quick else 48),
         capacity_chunk_ms=_ints(args.capacity_chunk_ms, chunks) if args.capacity_chunk_ms else None,
         compare_transformers=args.compare == "transformers", language=args.language,
