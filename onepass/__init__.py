@@ -12,11 +12,21 @@ from .results import StreamUpdate, Transcript, Word
 __version__ = "0.1.0"
 
 
-def load_model(source, device="cpu", dtype="float32"):
-    """Load a Nemotron streaming ASR model (see ``onepass.checkpoints.load_model``)."""
+def load_model(source, device="cpu", dtype="float32", backend="torch", onnx_dir=None, quantize="none",
+               threads=None):
+    """Load a Nemotron streaming ASR model (see ``onepass.checkpoints.load_model``).
+    ``backend="onnxruntime"`` runs the encoder in ONNX Runtime (``onepass.onnx.to_onnxruntime``:
+    ``onnx_dir`` from ``onepass export``, else exported now with ``quantize`` none/int8/int4)."""
     from .checkpoints import load_model as _load
 
-    return _load(source, device=device, dtype=dtype)
+    asr = _load(source, device=device, dtype=dtype)
+    if backend == "onnxruntime":
+        from .onnx import to_onnxruntime
+
+        return to_onnxruntime(asr, onnx_dir=onnx_dir, quantize=quantize, threads=threads)
+    if backend != "torch":
+        raise OnePassError(f"unknown backend {backend!r}; use torch or onnxruntime")
+    return asr
 
 
 __all__ = ["load_model", "OnePassError", "Transcript", "Word", "StreamUpdate", "__version__"]

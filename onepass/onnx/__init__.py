@@ -1,0 +1,35 @@
+"""ONNX: export (sherpa-onnx files and onepass's backend graph) and the ONNX Runtime backend."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from ..errors import OnePassError
+
+BACKENDS = ("torch", "onnxruntime")
+
+
+def to_onnxruntime(asr, onnx_dir: str | Path | None = None, quantize: str = "none", threads: int | None = None):
+    """A Recognizer on the same weights whose encoder runs in ONNX Runtime. ``onnx_dir``: a
+    directory written by ``onepass export --format onnx`` (its quantization is used); None:
+    export the encoder graph now into a temporary directory (``quantize``: none, int8, int4)."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise OnePassError("the onnxruntime backend needs `pip install onnxruntime onnx`") from None
+    from ..recognizer import Recognizer
+    from .backend import OrtModel, OrtSettings, core_path_for
+    from .export import ExportSettings, export_onnx
+
+    keep = None
+    if onnx_dir is None:
+        keep = tempfile.TemporaryDirectory(prefix="onepass-onnx-")
+        export_onnx(asr, keep.name, ExportSettings(quantize=quantize, sherpa=False))
+        onnx_dir = keep.name
+    model = OrtModel(asr.model, core_path_for(onnx_dir), OrtSettings(threads=threads))
+    model.export_dir = keep  # the temporary export lives as long as the model
+    return Recognizer(model, asr.tokenizer, asr.info)
+
+
+__all__ = ["BACKENDS", "to_onnxruntime"]

@@ -1,0 +1,139 @@
+"""ONNX Runtime backend: the conformer stack runs in ONNX Runtime, the rest stays in torch.
+
+``OrtModel`` stands in for ``NemotronASR`` wherever the engine, the slot pools and the decoding
+step use a model: it has the same ``encode`` signature and hands every other attribute (config,
+front end, subsampling, prediction net, joint, initial states) to the torch model. So offline
+transcription, streaming sessions, the engine and the server run on it unchanged, with the same
+per-stream state tensors (slots.py gathers and scatters them as before).
+
+Per call, the cache tensors are bound to ONNX Runtime by address (IOBinding): no copies in or
+out, and the new caches land directly in torch tensors the slot pool scatters. The position
+projections, masks and index tables come from the torch model's per-block-length caches.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import OnePassError
+from ..model.asr import NemotronASR
+from ..model.encoder import EncoderState
+from .export import CORE_FILE, MANIFEST
+from .graphs import block_inputs
+
+_NP = {torch.float32: np.float32, torch.int64: np.int64, torch.bool: np.bool_}
+
+
+@dataclass(frozen=True)
+class OrtSettings:
+    threads: int | None = None  # intra-op threads; None: torch.get_num_threads()
+    spin: bool = False  # let idle ORT threads spin (faster alone, wasteful on a shared machine)
+
+
+def session_options(settings: OrtSettings):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = settings.threads or torch.get_num_threads()
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if settings.spin else "0")
+    return so
+
+
+class OrtModel:
+    """A ``NemotronASR`` whose encoder layers run in an ONNX Runtime session."""
+
+    def __init__(self, model: NemotronASR, core_path: str | Path, settings: OrtSettings = OrtSettings()):
+        import onnxruntime as ort
+
+        if model.joint.head.weight.dtype != torch.float32 or model.joint.head.weight.device.type != "cpu":
+            raise OnePassError("the onnxruntime backend runs float32 on the CPU (--dtype float32 --device cpu)")
+        self.torch_model = model.eval()
+        self.core_path = str(core_path)
+        try:
+            self.session = ort.InferenceSession(self.core_path, session_options(settings),
+                                                providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise OnePassError(f"cannot load {core_path}: {exc}") from None
+        self._inputs = [i.name for i in self.session.get_inputs()]
+        self._outputs = [o.name for o in self.session.get_outputs()]
+        self._check(model)
+
+    def _check(self, model: NemotronASR) -> None:
+        meta = self.session.get_modelmeta().custom_metadata_map
+        e = model.config.encoder
+        if meta.get("onepass_graph") != "encoder_core":
+            raise OnePassError(f"{self.core_path} is not an onepass encoder core graph")
+        keys = self.session.get_inputs()[self._inputs.index("keys")].shape
+        want = [e.num_layers, None, e.num_heads, e.left_context, e.head_dim]
+        if [k if isinstance(k, int) else None for k in keys] != want or (
+                ("prompt" in self._inputs) != model.config.has_prompt):
+            raise OnePassError(f"{self.core_path} was exported from a different model (cache shape {keys})")
+
+    # ---- what the engine and decoding use ---------------------------------------------------
+    def __getattr__(self, name):
+        return getattr(self.torch_model, name)
+
+    def eval(self) -> "OrtModel":
+        return self
+
+    @torch.no_grad()
+    def encode(self, mel: torch.Tensor, mel_valid: torch.Tensor, final: torch.Tensor, state: EncoderState,
+               right_context: int, prompt: torch.Tensor | None, lead: torch.Tensor | None = None):
+        """Same contract as ``NemotronASR.encode``; updates ``state``."""
+        m = self.torch_model
+        x, valid = m.encoder.subsampling(mel, mel_valid, final, state.subsampling, lead)
+        b, t, _ = x.shape
+        if t == 0:
+            if m.prompt_projector is not None:
+                x = m.prompt_projector(x, prompt)
+            return x, m.encoder_projector(x), valid
+        positions, rel_index, mask, row_valid = block_inputs(m, t, right_context, valid, state.cache_len)
+        feeds = {"x": x, "valid": valid, "keys": state.keys, "values": state.values, "conv": state.conv,
+                 "positions": positions, "rel_index": rel_index, "mask": mask, "row_valid": row_valid}
+        if "prompt" in self._inputs:
+            if prompt is None:
+                raise ValueError("this model needs a prompt index per stream")
+            feeds["prompt"] = prompt
+        cfg = m.config
+        outs = {"enc": torch.empty(b, t, cfg.encoder.hidden_size), "proj": torch.empty(b, t, cfg.pred_hidden),
+                "keys_next": torch.empty_like(state.keys), "values_next": torch.empty_like(state.values),
+                "conv_next": torch.empty_like(state.conv)}
+        self._run(feeds, outs)
+        state.keys, state.values, state.conv = outs["keys_next"], outs["values_next"], outs["conv_next"]
+        state.cache_len = torch.clamp(state.cache_len + valid, max=cfg.encoder.left_context)
+        state.frames = state.frames + valid
+        return outs["enc"], outs["proj"], valid
+
+    def _run(self, feeds: dict[str, torch.Tensor], outs: dict[str, torch.Tensor]) -> None:
+        io = self.session.io_binding()
+        keep = []  # contiguous copies must outlive the run
+        for name in self._inputs:
+            t = feeds[name].contiguous()
+            keep.append(t)
+            io.bind_input(name, "cpu", 0, _NP[t.dtype], list(t.shape), t.data_ptr())
+        for name in self._outputs:
+            t = outs[name]
+            io.bind_output(name, "cpu", 0, _NP[t.dtype], list(t.shape), t.data_ptr())
+        self.session.run_with_iobinding(io)
+
+
+def core_path_for(onnx_dir: str | Path) -> Path:
+    path = Path(onnx_dir) / CORE_FILE
+    if not path.exists():
+        raise OnePassError(f"{onnx_dir} has no {CORE_FILE}; make it with `onepass export --format onnx --out DIR`")
+    return path
+
+
+def exported_quantization(onnx_dir: str | Path) -> str:
+    manifest = Path(onnx_dir) / MANIFEST
+    if not manifest.exists():
+        return "none"
+    return json.loads(manifest.read_text()).get("quantize", "none")

@@ -1,0 +1,250 @@
+"""Export a loaded model to ONNX: sherpa-onnx files and onepass's ONNX Runtime backend graph.
+
+Files written to the output directory:
+
+* ``encoder.onnx``, ``decoder.onnx``, ``joiner.onnx``, ``tokens.txt``: the sherpa-onnx NeMo
+  streaming transducer contract (one encoder per chunk size; metadata window_size, chunk_shift,
+  cache dims, pred_rnn_layers, pred_hidden, vocab_size, prompt_dictionary, ...). Run them with
+  ``sherpa_onnx.OnlineRecognizer.from_transducer(encoder, decoder, joiner, tokens, ...)``.
+* ``onepass_core.onnx``: the conformer stack for ``--backend onnxruntime`` (any chunk size).
+* ``onepass_onnx.json``: what was exported (source model, chunk size, quantization).
+
+Large graphs (> 2 GB protobuf limit) keep their weights in ``<name>.onnx.data`` next to them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import OnePassError
+from ..model.config import ENCODER_FRAME_MS
+from ..recognizer import Recognizer
+from .graphs import DecoderStep, EncoderCore, JointStep, SherpaDecoder, SherpaEncoder, SherpaJoiner
+
+OPSET = 17
+QUANTIZE = ("none", "int8", "int4")
+EXTERNAL_DATA_BYTES = 1_500_000_000  # above this, weights go to a .data file (protobuf limit 2 GB)
+CORE_FILE = "onepass_core.onnx"
+DECODER_FILE = "onepass_decoder.onnx"
+JOINT_FILE = "onepass_joint.onnx"
+MANIFEST = "onepass_onnx.json"
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    chunk_ms: int | None = None  # sherpa encoder chunk size (ms); None: the model's default
+    quantize: str = "none"  # none | int8 | int4 (encoder and prompt MLP weights)
+    int4_block_size: int = 32  # MatMulNBits block size (weights per scale)
+    sherpa: bool = True  # write encoder/decoder/joiner/tokens.txt for sherpa-onnx
+    core: bool = True  # write onepass_core.onnx (and decoder/joint steps) for the onepass backend
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    out_dir: str
+    files: dict[str, int]  # file name -> bytes (graph + external data)
+    chunk_ms: int
+    quantize: str
+
+
+def export_onnx(asr: Recognizer, out_dir: str | Path, settings: ExportSettings = ExportSettings()) -> ExportResult:
+    """Write the ONNX files for ``asr`` into ``out_dir`` (created); returns their sizes."""
+    if settings.quantize not in QUANTIZE:
+        raise OnePassError(f"unknown quantization {settings.quantize!r}; use one of {', '.join(QUANTIZE)}")
+    model = asr.model
+    if model.joint.head.weight.dtype != torch.float32 or model.joint.head.weight.device.type != "cpu":
+        raise OnePassError("ONNX export needs the model in float32 on the CPU (--dtype float32 --device cpu)")
+    r = asr.config.right_context_for_chunk_ms(settings.chunk_ms)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files: list[str] = []
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about Python ints that are constant per graph
+        if settings.sherpa:
+            files += _export_sherpa(asr, r, out, settings)
+        if settings.core:
+            files += _export_core(asr, out, settings)
+    manifest = {"source": asr.info.source, "name": asr.info.name, "chunk_ms": (r + 1) * ENCODER_FRAME_MS,
+                "right_context": r, **asdict(settings)}
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    sizes = {f: _size(out / f) for f in files}
+    return ExportResult(str(out), sizes, (r + 1) * ENCODER_FRAME_MS, settings.quantize)
+
+
+def _size(path: Path) -> int:
+    data = path.with_name(path.name + ".data")
+    return path.stat().st_size + (data.stat().st_size if data.exists() else 0)
+
+
+# ---- sherpa-onnx ------------------------------------------------------------------------
+def _export_sherpa(asr: Recognizer, r: int, out: Path, settings: ExportSettings) -> list[str]:
+    model = asr.model
+    cfg = model.config
+    enc = SherpaEncoder(model, r).eval()
+    lay = enc.layout
+    b = 2
+    inputs = (torch.zeros(b, cfg.encoder.input_size, enc.window), torch.full((b,), enc.window, dtype=torch.long),
+              torch.zeros(b, *lay.channel_dims), torch.zeros(b, *lay.time_dims), torch.zeros(b, dtype=torch.long))
+    names = ["audio_signal", "length", "cache_last_channel", "cache_last_time", "cache_last_channel_len"]
+    if cfg.has_prompt:
+        inputs += (torch.zeros(b, dtype=torch.long),)
+        names.append("prompt_index")
+    out_names = ["outputs", "encoded_lengths", "cache_last_channel_next", "cache_last_time_next",
+                 "cache_last_channel_next_len"]
+    meta = {
+        "model_type": "EncDecRNNTBPEModel", "version": "2", "model_author": "onepass",
+        "vocab_size": cfg.vocab_size - 1,  # NeMo convention: without the blank
+        "window_size": enc.window, "chunk_shift": enc.window,
+        "subsampling_factor": cfg.encoder.subsampling_factor, "feat_dim": cfg.encoder.input_size,
+        "normalize_type": "", "pred_rnn_layers": cfg.pred_layers, "pred_hidden": cfg.pred_hidden,
+        "cache_last_channel_dim1": lay.channel_dims[0], "cache_last_channel_dim2": lay.channel_dims[1],
+        "cache_last_channel_dim3": lay.channel_dims[2], "cache_last_time_dim1": lay.time_dims[0],
+        "cache_last_time_dim2": lay.time_dims[1], "cache_last_time_dim3": lay.time_dims[2],
+        "chunk_ms": (r + 1) * ENCODER_FRAME_MS, "right_context": r, "left_context": cfg.encoder.left_context,
+        "onepass_state_layout": "keys|values in cache_last_channel; conv|pending|mel carry in cache_last_time",
+    }
+    if cfg.has_prompt:
+        meta["is_multilingual"] = 1
+        meta["prompt_dictionary"] = json.dumps(cfg.prompt_dictionary, sort_keys=True)
+        if "auto" in cfg.prompt_dictionary:
+            meta["auto_prompt_id"] = cfg.prompt_dictionary["auto"]
+    dyn = {n: {0: "batch"} for n in names + out_names}
+    _export(enc, inputs, out / "encoder.onnx", names, out_names, dyn, meta, settings.quantize, settings)
+    h = torch.zeros(cfg.pred_layers, b, cfg.pred_hidden)
+    _export(SherpaDecoder(model).eval(),
+            (torch.zeros(b, 1, dtype=torch.int32), torch.ones(b, dtype=torch.int32), h, h.clone()),
+            out / "decoder.onnx", ["targets", "target_length", "states_h", "states_c"],
+            ["outputs", "prednet_lengths", "states_h_next", "states_c_next"],
+            {"targets": {0: "batch"}, "target_length": {0: "batch"}, "states_h": {1: "batch"},
+             "states_c": {1: "batch"}, "outputs": {0: "batch"}, "prednet_lengths": {0: "batch"},
+             "states_h_next": {1: "batch"}, "states_c_next": {1: "batch"}},
+            {"vocab_size": cfg.vocab_size - 1, "pred_rnn_layers": cfg.pred_layers, "pred_hidden": cfg.pred_hidden},
+            "none", settings)
+    _export(SherpaJoiner(model).eval(),
+            (torch.zeros(b, cfg.encoder.hidden_size, 1), torch.zeros(b, cfg.pred_hidden, 1)),
+            out / "joiner.onnx", ["encoder_outputs", "decoder_outputs"], ["outputs"],
+            {"encoder_outputs": {0: "batch"}, "decoder_outputs": {0: "batch"}, "outputs": {0: "batch"}},
+            {"vocab_size": cfg.vocab_size - 1}, "none", settings)
+    _write_tokens(asr, out / "tokens.txt")
+    return ["encoder.onnx", "decoder.onnx", "joiner.onnx", "tokens.txt"]
+
+
+def _write_tokens(asr: Recognizer, path: Path) -> None:
+    pieces = list(asr.tokenizer.pieces)
+    blank = asr.config.blank_id
+    if blank != len(pieces) - 1:
+        raise OnePassError("sherpa-onnx needs the blank token last in the vocabulary")
+    lines = []
+    for i, piece in enumerate(pieces):
+        piece = "<blk>" if i == blank else (piece or f"<unused{i}>")
+        lines.append(f"{piece.replace(' ', chr(0x2581))} {i}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+# ---- onepass backend ---------------------------------------------------------------------
+def _export_core(asr: Recognizer, out: Path, settings: ExportSettings) -> list[str]:
+    from .graphs import block_inputs
+
+    model = asr.model
+    cfg = model.config
+    e = cfg.encoder
+    b, t = 2, 4
+    n, h, hd, left, d = e.num_layers, e.num_heads, e.head_dim, e.left_context, e.hidden_size
+    valid = torch.tensor([t, t - 1])
+    cache_len = torch.tensor([left, 3])
+    positions, rel_index, mask, row_valid = block_inputs(model, t, 0, valid, cache_len)
+    kv = torch.zeros(n, b, h, left, hd)
+    inputs = [torch.zeros(b, t, d), valid, kv, kv.clone(), torch.zeros(n, b, d, e.conv_kernel_size - 1),
+              positions, rel_index, mask, row_valid]
+    names = ["x", "valid", "keys", "values", "conv", "positions", "rel_index", "mask", "row_valid"]
+    if cfg.has_prompt:
+        inputs.append(torch.zeros(b, dtype=torch.long))
+        names.append("prompt")
+    out_names = ["enc", "proj", "keys_next", "values_next", "conv_next"]
+    dyn = {"x": {0: "batch", 1: "time"}, "valid": {0: "batch"}, "keys": {1: "batch"}, "values": {1: "batch"},
+           "conv": {1: "batch"}, "positions": {3: "distances"}, "rel_index": {0: "time", 1: "keys"},
+           "mask": {0: "batch", 2: "time", 3: "keys"}, "row_valid": {0: "batch", 1: "time"}, "prompt": {0: "batch"},
+           "enc": {0: "batch", 1: "time"}, "proj": {0: "batch", 1: "time"}, "keys_next": {1: "batch"},
+           "values_next": {1: "batch"}, "conv_next": {1: "batch"}}
+    dyn = {k: v for k, v in dyn.items() if k in names + out_names}
+    meta = {"onepass_graph": "encoder_core", "left_context": left, "num_layers": n}
+    _export(EncoderCore(model).eval(), tuple(inputs), out / CORE_FILE, names, out_names, dyn, meta,
+            settings.quantize, settings)
+    hs = torch.zeros(cfg.pred_layers, b, cfg.pred_hidden)
+    _export(DecoderStep(model).eval(), (torch.zeros(b, dtype=torch.long), hs, hs.clone()), out / DECODER_FILE,
+            ["tokens", "h", "c"], ["pred", "h_next", "c_next"],
+            {"tokens": {0: "batch"}, "h": {1: "batch"}, "c": {1: "batch"}, "pred": {0: "batch"},
+             "h_next": {1: "batch"}, "c_next": {1: "batch"}}, {"onepass_graph": "decoder_step"}, "none", settings)
+    _export(JointStep(model).eval(), (torch.zeros(b, cfg.pred_hidden), torch.zeros(b, cfg.pred_hidden)),
+            out / JOINT_FILE, ["enc", "pred"], ["logits"],
+            {"enc": {0: "batch"}, "pred": {0: "batch"}, "logits": {0: "batch"}}, {"onepass_graph": "joint_step"},
+            "none", settings)
+    return [CORE_FILE, DECODER_FILE, JOINT_FILE]
+
+
+# ---- shared ------------------------------------------------------------------------------
+def _export(module, inputs, path: Path, names, out_names, dynamic_axes, meta: dict, quantize: str,
+            settings: ExportSettings) -> None:
+    import onnx
+
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        torch.onnx.export(module, inputs, str(raw), input_names=names, output_names=out_names,
+                          dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False, do_constant_folding=True)
+        if quantize == "int8":
+            raw = _quantize_int8(raw, Path(tmp))
+        elif quantize == "int4":
+            raw = _quantize_int4(raw, Path(tmp), settings.int4_block_size)
+        proto = onnx.load(str(raw))
+        del proto.metadata_props[:]
+        for key, value in meta.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, str(value)
+        _save(proto, path)
+
+
+def _save(proto, path: Path) -> None:
+    import onnx
+
+    data = path.with_name(path.name + ".data")
+    for p in (path, data):
+        if p.exists():
+            p.unlink()
+    big = proto.ByteSize() > EXTERNAL_DATA_BYTES
+    if big:
+        onnx.save_model(proto, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=data.name, size_threshold=1024)
+    else:
+        onnx.save_model(proto, str(path))
+
+
+def _quantize_int8(raw: Path, tmp: Path) -> Path:
+    """Dynamic int8, per-channel weights, for every MatMul with a constant weight (the encoder's
+    linears, including the conformer's pointwise convs, which onepass already runs as GEMMs)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    dst = tmp / "int8.onnx"
+    quantize_dynamic(str(raw), str(dst), per_channel=True, weight_type=QuantType.QInt8,
+                     op_types_to_quantize=["MatMul"], extra_options={"MatMulConstBOnly": True},
+                     use_external_data_format=os.path.getsize(raw) > EXTERNAL_DATA_BYTES)
+    return dst
+
+
+def _quantize_int4(raw: Path, tmp: Path, block_size: int) -> Path:
+    """4-bit MatMulNBits (symmetric, per block), accuracy level 4 (int8 activations on CPU)."""
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    model = onnx.load(str(raw))
+    q = MatMulNBitsQuantizer(model, block_size=block_size, is_symmetric=True, accuracy_level=4)
+    q.process()
+    dst = tmp / "int4.onnx"
+    q.model.save_model_to_file(str(dst), use_external_data_format=q.model.model.ByteSize() > EXTERNAL_DATA_BYTES)
+    return dst
