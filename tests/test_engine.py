@@ -39,18 +39,17 @@ def test_random_joins_are_exact(asr, clips):
                 pos[k] += n
             if pos[k] >= len(audio):
                 engine.finish(sid)
-        for r, pool in engine.pools.items():
-            batch_sizes.append(pool.in_use)
         for event in engine.step():
             if event.kind == "closed":
                 k = next(k for k, sid in ids.items() if sid == event.stream_id)
                 closed[k] = event.transcript
+        batch_sizes += engine.last_batches
         step += 1
         assert step < 2000
     for k in closed:
         assert closed[k].token_ids == expected[k].token_ids, plan[k]
         assert closed[k].text == expected[k].text
-    assert max(batch_sizes) > 1  # streams really ran together
+    assert max(batch_sizes) > 1 and max(batch_sizes) <= 4  # streams really ran together, max_batch held
     assert all(p.in_use == 0 for p in engine.pools.values())
 
 
@@ -104,3 +103,111 @@ def test_slots_are_reused(asr, clips):
             engine.close(sid)  # client vanished
     assert engine.pools[0].capacity == 4 and engine.pools[0].in_use == 0
     assert not engine.streams
+
+
+def _segment_tokens(events: list[StreamEvent]) -> list[tuple[list[int], list[str]]]:
+    """Token ids of each segment (split at "flushed" events) and its utterance texts."""
+    out, ids, texts = [], [], []
+    for e in events:
+        if e.kind == "partial":
+            ids += e.new_token_ids
+        elif e.kind == "utterance_end":
+            texts.append(e.text)
+        elif e.kind in ("flushed", "closed"):
+            out.append((ids, texts))
+            ids, texts = [], []
+    return out
+
+
+@pytest.mark.parametrize("chunk_ms,step_between", [(160, True), (560, False)])
+def test_flush_segments_equal_offline_pieces(asr, clips, chunk_ms, step_between):
+    """finalize(flush=True) ends a segment exactly as finish() would: each segment's tokens are
+    the offline tokens of the audio received in it, times continue from the stream start, and
+    audio sent after the flush (even before the engine ran it) starts the next segment."""
+    audio = np.concatenate([clips["normal"], clips["odd_length"], clips["long"]])
+    cuts = [0, 23_456, 23_456 + 1_111, 61_003, len(audio)]  # odd places; a 1111-sample segment
+    pieces = [audio[a:b] for a, b in zip(cuts, cuts[1:])]
+    expected = [asr.transcribe(p, 16000, language="de-DE", chunk_ms=chunk_ms) for p in pieces]
+    engine = Engine(asr, EngineConfig(endpoint_blank_ms=None))
+    sid = engine.open("de-DE", chunk_ms)
+    rng = np.random.default_rng(3)
+    assert [e.kind for e in engine.finalize(sid, flush=True)] == ["flushed"]  # nothing to flush yet
+    events: list[StreamEvent] = []
+    for k, piece in enumerate(pieces):
+        pos = 0
+        while pos < len(piece):
+            n = int(rng.integers(300, 5000))
+            engine.accept(sid, piece[pos:pos + n])
+            pos += n
+            if step_between:
+                events += engine.step()
+        if k < len(pieces) - 1:
+            assert engine.finalize(sid, flush=True) == []
+            if step_between:
+                events += engine.run_until_idle()
+    engine.finish(sid)
+    events += engine.run_until_idle()
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert [e.kind for e in events].count("flushed") == len(pieces) - 1 and events[-1].kind == "closed"
+    segments = _segment_tokens(events)
+    assert len(segments) == len(pieces)
+    for (ids, texts), want in zip(segments, expected):
+        assert ids == want.token_ids
+        assert texts == ([want.text] if want.text else [])
+    closed = events[-1].transcript
+    assert closed.token_ids == [t for w in expected for t in w.token_ids]
+    assert closed.duration_s == len(audio) / 16000  # no sample lost
+    times = [t for w, start in zip(expected, cuts) for t in
+             [x + round(start / 1280) * 0.08 for x in w.token_times_s]]
+    assert closed.token_times_s == pytest.approx(times, abs=1e-9)  # float sums of frame times
+    assert not engine.streams
+
+
+def test_flush_twice_and_after_finish(asr, clips):
+    engine = Engine(asr, EngineConfig(endpoint_blank_ms=None))
+    sid = engine.open("en-US", 160)
+    engine.accept(sid, clips["short"])
+    assert engine.finalize(sid, flush=True) == []
+    assert engine.finalize(sid, flush=True) == []  # queued behind the first: an empty segment
+    events = engine.run_until_idle()
+    assert [e.kind for e in events if e.kind != "partial"][-2:] == ["flushed", "flushed"]
+    assert [e.kind for e in engine.finalize(sid, flush=True)] == ["flushed"]
+    engine.finish(sid)
+    with pytest.raises(OnePassError, match="finished"):
+        engine.finalize(sid, flush=True)
+    closed = engine.run_until_idle()[-1]
+    assert closed.transcript.token_ids == asr.transcribe(clips["short"], 16000, language="en-US",
+                                                         chunk_ms=160).token_ids
+
+
+def test_per_stream_endpointing_and_silence(asr, clips):
+    engine = Engine(asr, EngineConfig(endpoint_blank_ms=None, max_batch=8))
+    audio = np.concatenate([clips["normal"], np.zeros(24000, np.float32), clips["short"],
+                            np.zeros(24000, np.float32)])
+    off = engine.open("en-US", 160)  # the engine default: never
+    on = engine.open("en-US", 160, endpoint_ms=240)
+    gaps = engine.open("en-US", 160, endpoint_ms=0, silence_ms=400)
+    changed = engine.open("en-US", 160)
+    engine.set_endpointing(changed, endpoint_ms=240)
+    events = {sid: [] for sid in (off, on, gaps, changed)}
+    for p in range(0, len(audio), 3200):
+        for sid in events:
+            engine.accept(sid, audio[p:p + 3200])
+        for e in engine.step():
+            events[e.stream_id].append(e)
+    for sid in events:
+        engine.finish(sid)
+    for e in engine.run_until_idle():
+        events[e.stream_id].append(e)
+    kinds = {sid: [e.kind for e in evs] for sid, evs in events.items()}
+    assert kinds[off].count("utterance_end") == 1 and "silence" not in kinds[off]  # only at the end
+    assert kinds[on].count("utterance_end") >= 2
+    assert kinds[changed] == kinds[on]
+    assert kinds[gaps].count("utterance_end") == 1 and kinds[gaps].count("silence") >= 2
+    for e in events[gaps]:
+        if e.kind == "silence":
+            assert e.end_s - e.start_s >= 0.4 - 1e-9 and e.text == ""
+    for sid in events:  # endpointing never changes the tokens
+        assert events[sid][-1].transcript.token_ids == events[off][-1].transcript.token_ids
+    with pytest.raises(OnePassError, match="milliseconds"):
+        engine.open("en-US", 160, endpoint_ms="soon")

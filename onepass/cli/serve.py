@@ -3,33 +3,57 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 
 from ..errors import OnePassError
 from .common import add_model_options, load
 
 
+def _max_streams(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or 'auto', got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser("serve", allow_abbrev=False, help="serve live and file transcription over HTTP",
                        description="Serve /v1/listen (Deepgram-style WebSocket), /v1/realtime (OpenAI Realtime), "
                                    "/v1/audio/transcriptions, /v1/models, /health, /ready, /metrics and a "
-                                   "browser page at /.")
+                                   "browser page at /. SIGTERM or Ctrl-C finishes open streams (their last "
+                                   "results are sent) before exiting; a second Ctrl-C exits at once.")
     add_model_options(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
     p.add_argument("--api-key", action="append", default=[], metavar="KEY",
                    help="accept this API key (repeatable; also $ONEPASS_API_KEYS, comma separated); "
                         "without any, no authentication")
-    p.add_argument("--max-streams", type=int, default=16,
-                   help="streams served at once; more are refused with 503 (default: %(default)s)")
+    p.add_argument("--max-streams", type=_max_streams, default=16, metavar="N|auto",
+                   help="streams served at once; more are refused with 503 and Retry-After. 'auto' measures "
+                        "how many real-time streams this machine can serve at --chunk-ms at start "
+                        "(a few seconds) (default: %(default)s)")
     p.add_argument("--max-batch", type=int, default=None, help="streams per batched step (default: max-streams)")
+    p.add_argument("--chunk-ms", type=int, default=None,
+                   help="chunk size of streams that do not choose one, and the one 'auto' is measured at "
+                        "(default: the model's default)")
     p.add_argument("--endpoint-ms", type=int, default=800,
-                   help="silence that ends an utterance, ms; 0 disables (default: %(default)s)")
+                   help="default silence (no new words) that ends an utterance, ms; 0 disables; clients "
+                        "override it per stream (default: %(default)s)")
     p.add_argument("--idle-timeout", type=float, default=30.0,
                    help="close WebSockets silent this long, seconds (default: %(default)s)")
     p.add_argument("--max-message-kb", type=int, default=1024,
                    help="largest WebSocket message, KiB (default: %(default)s)")
     p.add_argument("--max-upload-mb", type=int, default=100, help="largest REST upload, MiB (default: %(default)s)")
+    p.add_argument("--drain-timeout", type=float, default=30.0,
+                   help="on shutdown, wait this long for open streams to finish, seconds (default: %(default)s)")
+    p.add_argument("--record-dir", default=None,
+                   help="save the audio each live stream sent to this directory (float WAV, one per stream)")
     p.add_argument("--model-name", default=None, help="model id to report (default: the model's directory name)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(run=run)
@@ -37,21 +61,30 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        import uvicorn
-
         from ..server import ServerConfig, create_app
+        from ..server.capacity import calibrate
+        from ..server.serving import make_server
     except ImportError as exc:  # pragma: no cover
         raise OnePassError(f"the server needs fastapi and uvicorn ({exc}); pip install 'onepass'") from None
-    if args.max_streams < 1:
-        raise OnePassError("--max-streams must be at least 1")
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(message)s")
+    log = logging.getLogger("onepass.server")
     keys = list(args.api_key) + [k for k in os.environ.get("ONEPASS_API_KEYS", "").split(",") if k]
     asr = load(args)
+    asr.config.right_context_for_chunk_ms(args.chunk_ms)  # a bad --chunk-ms fails before anything starts
+    max_streams = args.max_streams
+    if max_streams == "auto":
+        log.info("measuring capacity at %s ms chunks ...", args.chunk_ms or "default")
+        cal = calibrate(asr, args.chunk_ms)
+        log.info("%s", cal.describe())
+        max_streams = cal.capacity
     config = ServerConfig(
         model_name=args.model_name or os.path.basename(str(args.model).rstrip("/")) or "onepass",
-        api_keys=tuple(keys), max_streams=args.max_streams, max_batch=args.max_batch or args.max_streams,
+        api_keys=tuple(keys), max_streams=max_streams, max_batch=args.max_batch or max_streams,
         endpoint_blank_ms=args.endpoint_ms or None, idle_timeout_s=args.idle_timeout,
-        max_message_bytes=args.max_message_kb * 1024, max_upload_bytes=args.max_upload_mb << 20)
-    app = create_app(asr, config)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                ws_max_size=config.max_message_bytes + 1024, timeout_graceful_shutdown=10)
+        max_message_bytes=args.max_message_kb * 1024, max_upload_bytes=args.max_upload_mb << 20,
+        chunk_ms=args.chunk_ms, drain_timeout_s=args.drain_timeout, record_dir=args.record_dir)
+    server = make_server(create_app(asr, config), args.host, args.port, ws_max_size=config.max_message_bytes + 1024,
+                         log_level=args.log_level, drain_timeout_s=config.drain_timeout_s)
+    log.info("serving %s on http://%s:%d (at most %d streams)", config.model_name, args.host, args.port, max_streams)
+    server.run()
     return 0

@@ -16,9 +16,20 @@ from ..model.frontend import MelStream
 from ..recognizer import FRAME_S, Recognizer, extend, make_transcript
 from .config import EngineConfig
 from .events import StreamEvent
-from .scheduler import chunk_frames, chunks_ready, schedule
+from .scheduler import chunk_frames, schedule, steps_ready
 from .slots import SlotPool
 from .stream import EngineStream
+
+FRAME_SAMPLES = round(FRAME_S * SAMPLE_RATE)  # model-rate samples per encoder frame
+
+
+def _ms(value: int | None, default: int | None) -> int | None:
+    """Per-stream millisecond setting: None takes the default, 0 (or less) switches it off."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise OnePassError(f"expected whole milliseconds, got {value!r}")
+    return int(value) if value > 0 else None
 
 
 class Engine:
@@ -29,6 +40,7 @@ class Engine:
         self.factor = self.model.config.encoder.subsampling_factor
         self.pools: dict[int, SlotPool] = {}
         self.streams: dict[int, EngineStream] = {}
+        self.last_batches: tuple[int, ...] = ()  # streams per batched model call in the last step()
         self._ids = itertools.count()
         self._mels = self.model.config.frontend.num_mel_bins
         self._device = recognizer.device
@@ -36,13 +48,19 @@ class Engine:
 
     # ---- stream lifecycle -------------------------------------------------------------
     def open(self, language: str | None = None, chunk_ms: int | None = None,
-             sample_rate: int = SAMPLE_RATE) -> int:
-        """Open a stream; returns its id. Raises OnePassError when full or on bad options."""
+             sample_rate: int = SAMPLE_RATE, endpoint_ms: int | None = None,
+             silence_ms: int | None = None) -> int:
+        """Open a stream; returns its id. Raises OnePassError when full or on bad options.
+
+        ``endpoint_ms``: audio without tokens that ends an utterance (None: the engine's
+        ``endpoint_blank_ms``; 0: never). ``silence_ms``: audio without tokens, after speech,
+        that reports a "silence" event (None or 0: never)."""
         if len(self.streams) >= self.config.max_streams:
             raise OnePassError(f"engine is at capacity ({self.config.max_streams} streams); try again later")
         lang = self.recognizer.language(language)
         r = self.recognizer.config.right_context_for_chunk_ms(chunk_ms)
         check_rate(sample_rate)
+        endpoint, silence = _ms(endpoint_ms, self.config.endpoint_blank_ms), _ms(silence_ms, None)
         pool = self.pools.get(r)
         if pool is None:
             pool = self.pools[r] = SlotPool(self.model, r, self.config.slot_growth)
@@ -50,7 +68,8 @@ class Engine:
         self.streams[sid] = EngineStream(
             id=sid, right_context=r, slot=pool.acquire(), language=lang,
             resampler=StreamResampler(sample_rate, SAMPLE_RATE), mel=MelStream(self.model.frontend),
-            pending=torch.zeros(0, self._mels), text=IncrementalText(self.recognizer.tokenizer, FRAME_S))
+            pending=torch.zeros(0, self._mels), text=IncrementalText(self.recognizer.tokenizer, FRAME_S),
+            endpoint_ms=endpoint, silence_ms=silence)
         return sid
 
     def stream(self, stream_id: int) -> EngineStream:
@@ -59,30 +78,52 @@ class Engine:
             raise OnePassError(f"no open stream {stream_id}")
         return s
 
+    def set_endpointing(self, stream_id: int, endpoint_ms: int | None = None,
+                        silence_ms: int | None = None) -> None:
+        """Change a stream's endpointing from now on (same meaning as in ``open``)."""
+        s = self.stream(stream_id)
+        s.endpoint_ms = _ms(endpoint_ms, self.config.endpoint_blank_ms)
+        s.silence_ms = _ms(silence_ms, None)
+
     def accept(self, stream_id: int, samples: np.ndarray) -> None:
         """Add audio (at the rate given to open()); int or float PCM, mono or (n, channels)."""
         s = self.stream(stream_id)
         if s.input_done:
             raise OnePassError("this stream is finished; open a new one")
-        before = chunks_ready(s, self.factor)
-        s.push(to_mono_float32(np.asarray(samples)))
-        now = time.monotonic()
-        s.ready_at.extend([now] * (chunks_ready(s, self.factor) - before))
+        samples = to_mono_float32(np.asarray(samples))
+        self._ready(s, lambda: s.push(samples))
 
     def finish(self, stream_id: int) -> None:
         """No more audio: the next steps encode the rest and report "closed"."""
         s = self.stream(stream_id)
         if s.input_done:
             raise OnePassError("this stream is already finished")
-        before = chunks_ready(s, self.factor)
-        s.push(np.zeros(0, np.float32), last=True)
-        s.input_done = True
-        s.ready_at.extend([time.monotonic()] * (chunks_ready(s, self.factor) - before + 1))
 
-    def finalize(self, stream_id: int) -> list[StreamEvent]:
-        """Force an end of utterance at what has been decoded so far."""
+        def _finish():
+            s.push(np.zeros(0, np.float32), last=True)
+            s.input_done = True
+
+        self._ready(s, _finish)
+
+    def finalize(self, stream_id: int, flush: bool = False) -> list[StreamEvent]:
+        """End the current utterance.
+
+        ``flush=False``: at what has been decoded so far; returns its "utterance_end" (if any text).
+        ``flush=True``: after all audio received so far, exactly as ``finish`` would end it (the
+        last partial chunk is encoded with the offline right padding), but the stream stays
+        open: later audio starts a new segment with fresh model state, its times continuing
+        from the stream start. The next steps report the segment's last results, its
+        "utterance_end" and then one "flushed" event; when there is no audio since the last
+        flush, the "flushed" event is returned at once."""
         s = self.stream(stream_id)
-        return [self._end_utterance(s)] if s.text.text else []
+        if not flush:
+            return [self._end_utterance(s, reason="finalize")] if s.text.text else []
+        if s.input_done:
+            raise OnePassError("this stream is already finished")
+        if s.segment_input == 0 and not s.segment_ends:  # nothing new: the stream is already at a boundary
+            return [self._event(s, "flushed", "", 0.0)]
+        self._ready(s, s.end_segment)
+        return []
 
     def close(self, stream_id: int) -> None:
         """Drop a stream now (client gone); its slot is reused."""
@@ -91,19 +132,28 @@ class Engine:
             s.closed = True
             self.pools[s.right_context].release(s.slot)
 
+    def _ready(self, s: EngineStream, change) -> None:
+        """Apply ``change`` and note when the steps it made runnable became ready (latency)."""
+        before = steps_ready(s, self.factor)
+        change()
+        s.ready_at.extend([time.monotonic()] * max(0, steps_ready(s, self.factor) - before))
+
     # ---- step loop ---------------------------------------------------------------------
     def has_work(self) -> bool:
-        return any(not s.closed and (chunks_ready(s, self.factor) > 0 or s.input_done)
-                   for s in self.streams.values())
+        return any(steps_ready(s, self.factor) > 0 for s in self.streams.values())
 
     def step(self) -> list[StreamEvent]:
-        """One batched step per chunk size: schedule -> execute -> update."""
+        """One batched step per chunk size: schedule -> execute -> update. The batch sizes
+        run are in ``last_batches``."""
         events: list[StreamEvent] = []
-        for r, pool in self.pools.items():
+        sizes = []
+        for r, pool in list(self.pools.items()):
             batch = schedule([s for s in self.streams.values() if s.right_context == r],
                              self.factor, self.config.max_batch)
             if batch:
-                events += self._update(batch, *self._execute(pool, batch))
+                sizes.append(len(batch))
+                events += self._update(pool, batch, *self._execute(pool, batch))
+        self.last_batches = tuple(sizes)
         return events
 
     def run_until_idle(self) -> list[StreamEvent]:
@@ -124,15 +174,17 @@ class Engine:
         final = torch.zeros(b, dtype=torch.bool)
         for i, s in enumerate(batch):
             need = chunk_frames(not s.started, r, self.factor)
-            take = min(len(s.pending), need)
-            final[i] = s.input_done and len(s.pending) <= need
+            segment = s.segment_ends[0].frames if s.segment_ends else len(s.pending)
+            take = min(segment, need)
+            final[i] = (bool(s.segment_ends) or s.input_done) and segment <= need
             lead[i] = 0 if s.started else lead0
             mel[i, lead[i]:lead[i] + take] = s.pending[:take]
             valid[i] = take
-            s.pending = s.pending[take:]
+            s.consume(take)
         slots = torch.tensor([s.slot for s in batch], device=self._device)
         enc, dec = pool.gather(slots)
-        offsets = enc.frames.clone()
+        offsets = enc.frames + torch.tensor([s.frame_offset for s in batch], device=enc.frames.device,
+                                            dtype=enc.frames.dtype)
         prompt = (torch.tensor([s.language.prompt for s in batch], device=self._device)
                   if self.model.config.has_prompt else None)
         dev = self._device
@@ -144,34 +196,55 @@ class Engine:
             s.started = True
         return emissions, n.tolist(), final.tolist()
 
-    def _update(self, batch, emissions, n_frames, final) -> list[StreamEvent]:
+    def _update(self, pool: SlotPool, batch, emissions, n_frames, final) -> list[StreamEvent]:
         events = []
         now = time.monotonic()
-        eou = self.config.endpoint_blank_ms
         for s, e, n, is_final in zip(batch, emissions, n_frames, final):
             latency = now - s.ready_at.popleft() if s.ready_at else 0.0
             if e.token_ids:
                 if s.utterance_start_frame is None:
                     s.utterance_start_frame = e.frames[0]
                 s.blank_frames = s.frames_decoded + n - 1 - e.frames[-1]
+                s.silence_armed = True
             else:
                 s.blank_frames += n
             s.frames_decoded += n
             extend(s.emitted, e)
             if e.token_ids:
                 events.append(self._partial(s, e.token_ids, latency))
-            if s.text.text and (is_final or (eou is not None and s.blank_frames * FRAME_S * 1000 >= eou)):
-                events.append(self._end_utterance(s, latency))
-            if is_final:
+            blank_ms = s.blank_frames * FRAME_S * 1000
+            if s.text.text and is_final:
+                events.append(self._end_utterance(s, latency, "finalize" if s.segment_ends else "end"))
+            elif s.text.text and s.endpoint_ms is not None and blank_ms >= s.endpoint_ms:
+                events.append(self._end_utterance(s, latency, "endpoint"))
+            if s.silence_armed and s.silence_ms is not None and blank_ms >= s.silence_ms:
+                s.silence_armed = False
+                events.append(self._event(s, "silence", "", latency,
+                                          start_s=(s.frames_decoded - s.blank_frames) * FRAME_S))
+            if is_final and s.segment_ends:
+                events.append(self._new_segment(pool, s, latency))
+            elif is_final:
                 events.append(self._close_event(s, latency))
         return events
+
+    def _new_segment(self, pool: SlotPool, s: EngineStream, latency: float) -> StreamEvent:
+        """The flushed segment is decoded: report it, then reset the model state of the slot."""
+        event = self._event(s, "flushed", "", latency)
+        end = s.segment_ends.popleft()
+        pool.release(s.slot)
+        s.slot = pool.acquire()  # the initial encoder and decoder state
+        s.started = False
+        s.frame_offset = s.frames_decoded = round(end.samples / FRAME_SAMPLES)
+        s.utterance_start_frame = None
+        s.text = IncrementalText(self.recognizer.tokenizer, FRAME_S, start=len(s.emitted.token_ids))
+        return event
 
     # ---- events ------------------------------------------------------------------------
     def _event(self, s: EngineStream, kind: str, text: str, latency: float, **kw) -> StreamEvent:
         code = (s.text.tags[0] if s.language.auto and s.text.tags else s.language.code)
-        start = (s.utterance_start_frame or 0) * FRAME_S
+        kw.setdefault("start_s", (s.utterance_start_frame or 0) * FRAME_S)
         return StreamEvent(stream_id=s.id, seq=s.next_seq(), kind=kind, utterance_id=s.utterance_id, text=text,
-                           start_s=start, end_s=s.frames_decoded * FRAME_S, language=code,
+                           end_s=s.frames_decoded * FRAME_S, language=code,
                            language_detected=s.language.auto,
                            lag_s=max(0.0, s.samples_in / SAMPLE_RATE - s.frames_decoded * FRAME_S),
                            latency_s=latency, **kw)
@@ -181,10 +254,10 @@ class Engine:
         text, delta, words = s.text.update(e.token_ids, e.frames, e.probs)
         return self._event(s, "partial", text, latency, delta=delta, new_token_ids=list(new_ids), new_words=words)
 
-    def _end_utterance(self, s: EngineStream, latency: float = 0.0) -> StreamEvent:
+    def _end_utterance(self, s: EngineStream, latency: float = 0.0, reason: str = "finalize") -> StreamEvent:
         e = s.emitted
         text, delta, words = s.text.update(e.token_ids, e.frames, e.probs, final=True)
-        event = self._event(s, "utterance_end", text, latency, delta=delta, new_words=words)
+        event = self._event(s, "utterance_end", text, latency, delta=delta, new_words=words, reason=reason)
         s.utterance_id += 1
         s.utterance_start_frame = None
         s.text = IncrementalText(self.recognizer.tokenizer, FRAME_S, start=len(e.token_ids))

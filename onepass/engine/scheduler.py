@@ -1,4 +1,8 @@
-"""Who runs in the next step: streams with a complete chunk (or a finished input), oldest first."""
+"""Who runs in the next step: streams with a runnable step, the longest-waiting first.
+
+A step is a whole chunk of mel frames, or the closing (possibly partial) chunk of a segment
+that was flushed (``finalize(flush=True)``) or of a finished input.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +10,48 @@ from .stream import EngineStream
 
 
 def chunk_frames(first: bool, right_context: int, factor: int) -> int:
-    """Mel frames of a chunk: a stream's first chunk is shorter by factor-1 frames."""
+    """Mel frames of a chunk: a segment's first chunk is shorter by factor-1 frames."""
     return 1 + factor * right_context if first else factor * (right_context + 1)
 
 
+def _full_chunks(frames: int, started: bool, r: int, factor: int) -> int:
+    if started:
+        return frames // chunk_frames(False, r, factor)
+    first = chunk_frames(True, r, factor)
+    return 0 if frames < first else 1 + (frames - first) // chunk_frames(False, r, factor)
+
+
+def _closing_steps(frames: int, started: bool, r: int, factor: int) -> int:
+    """Steps that encode ``frames`` to the end of a segment (the last one flagged final)."""
+    need = chunk_frames(not started, r, factor)
+    if frames <= need:
+        return 1
+    full = chunk_frames(False, r, factor)
+    return 1 + -(-(frames - need) // full)
+
+
 def chunks_ready(s: EngineStream, factor: int) -> int:
-    have = len(s.pending)
-    if s.started:
-        return have // chunk_frames(False, s.right_context, factor)
-    first = chunk_frames(True, s.right_context, factor)
-    return 0 if have < first else 1 + (have - first) // chunk_frames(False, s.right_context, factor)
+    """Whole chunks of the current segment waiting to be encoded."""
+    have = s.segment_ends[0].frames if s.segment_ends else len(s.pending)
+    return _full_chunks(have, s.started, s.right_context, factor)
+
+
+def steps_ready(s: EngineStream, factor: int) -> int:
+    """Steps this stream could run back to back now."""
+    if s.closed:
+        return 0
+    r, n, start, started = s.right_context, 0, 0, s.started
+    for end in s.segment_ends:
+        n += _closing_steps(end.frames - start, started, r, factor)
+        start, started = end.frames, False
+    rest = len(s.pending) - start
+    if s.input_done:
+        return n + _closing_steps(rest, started, r, factor)
+    return n + _full_chunks(rest, started, r, factor)
 
 
 def schedule(streams: list[EngineStream], factor: int, max_batch: int) -> list[EngineStream]:
     """Up to max_batch streams of one chunk size, the longest-waiting first."""
-    ready = [s for s in streams if not s.closed and (chunks_ready(s, factor) > 0 or s.input_done)]
+    ready = [s for s in streams if steps_ready(s, factor) > 0]
     ready.sort(key=lambda s: s.ready_at[0] if s.ready_at else float("inf"))
     return ready[:max_batch]

@@ -16,6 +16,14 @@ from ..model.frontend import MelStream
 
 
 @dataclass
+class SegmentEnd:
+    """A flush point (``Engine.finalize(flush=True)``) not yet reached by the encoder."""
+
+    frames: int  # mel frames of ``pending`` that belong to the flushed segment
+    samples: int  # model-rate samples received up to the flush (where the next segment starts)
+
+
+@dataclass
 class EngineStream:
     id: int
     right_context: int
@@ -25,26 +33,46 @@ class EngineStream:
     mel: MelStream
     pending: torch.Tensor  # (n, mels) mel frames not yet encoded
     text: IncrementalText  # the current utterance
+    endpoint_ms: int | None = None  # no tokens for this long ends an utterance (None: never)
+    silence_ms: int | None = None  # no tokens for this long after speech reports "silence" (None: never)
     emitted: Emissions = field(default_factory=Emissions)  # every token of the stream
-    started: bool = False  # first chunk encoded
+    started: bool = False  # first chunk of the current segment encoded
     input_done: bool = False  # finish() was called
     closed: bool = False
     samples_in: int = 0  # model-rate samples received
-    frames_decoded: int = 0  # encoder frames decoded
+    segment_input: int = 0  # input samples received since the last flush (or the start)
+    frame_offset: int = 0  # stream frame where the current segment's encoder frame 0 lies
+    frames_decoded: int = 0  # stream frame up to which the encoder output is decoded
     blank_frames: int = 0  # decoded frames since the last token
+    silence_armed: bool = False  # a token came since the last "silence" event
     utterance_id: int = 0
     utterance_start_frame: int | None = None  # frame of the utterance's first token
     seq: int = 0
-    ready_at: deque = field(default_factory=deque)  # monotonic time each waiting chunk became complete
+    ready_at: deque = field(default_factory=deque)  # monotonic time each runnable step became ready
+    segment_ends: deque = field(default_factory=deque)  # SegmentEnd, oldest first
 
     def push(self, samples: np.ndarray, last: bool = False) -> None:
         audio = self.resampler.process(samples, last=last)
         self.samples_in += len(audio)
+        self.segment_input += len(samples)
         frames = self.mel.accept(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)))
         if last:
             frames = torch.cat([frames, self.mel.finish()])
         if len(frames):
             self.pending = torch.cat([self.pending, frames])
+
+    def end_segment(self) -> None:
+        """Flush the resampler and the front end as at the end of the input; audio pushed
+        later goes through a fresh front end into the next segment."""
+        self.push(np.zeros(0, np.float32), last=True)
+        self.mel = MelStream(self.mel.logmel)
+        self.segment_ends.append(SegmentEnd(len(self.pending), self.samples_in))
+        self.segment_input = 0
+
+    def consume(self, frames: int) -> None:
+        self.pending = self.pending[frames:]
+        for end in self.segment_ends:
+            end.frames -= frames
 
     def next_seq(self) -> int:
         self.seq += 1

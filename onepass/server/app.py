@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -26,6 +26,7 @@ class ServerState:
     config: ServerConfig
     runner: EngineRunner
     metrics: Metrics
+    sessions: set = field(default_factory=set)  # live WebSocket sessions (drained on shutdown)
 
 
 def create_app(recognizer: Recognizer, config: ServerConfig | None = None) -> FastAPI:
@@ -34,7 +35,7 @@ def create_app(recognizer: Recognizer, config: ServerConfig | None = None) -> Fa
     metrics = Metrics()
     engine = Engine(recognizer, EngineConfig(max_batch=config.max_batch, max_streams=config.max_streams,
                                              endpoint_blank_ms=config.endpoint_blank_ms))
-    runner = EngineRunner(engine, metrics, capacity=config.max_streams)
+    runner = EngineRunner(engine, metrics, capacity=config.max_streams, default_chunk_ms=config.chunk_ms)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -57,8 +58,8 @@ def create_app(recognizer: Recognizer, config: ServerConfig | None = None) -> Fa
 
     @app.get("/ready")
     async def ready():
-        ok = runner.alive
-        body = Health(status="ok" if ok else "loading", model=config.model_name,
+        ok = runner.alive and not runner.draining
+        body = Health(status="ok" if ok else "draining" if runner.draining else "loading", model=config.model_name,
                       active_streams=runner.active, capacity=runner.capacity)
         return Response(body.model_dump_json(), status_code=200 if ok else 503, media_type="application/json")
 

@@ -17,3 +17,6 @@ class ServerConfig:
     idle_timeout_s: float = 30.0  # close a WebSocket that sends nothing (audio or KeepAlive) this long
     retry_after_s: int = 2  # Retry-After on 503 when at capacity, seconds
     cors_origins: tuple[str, ...] = field(default_factory=tuple)  # browser origins allowed for REST
+    chunk_ms: int | None = None  # chunk size of streams that do not choose one (None: the model's default)
+    drain_timeout_s: float = 30.0  # on shutdown, wait this long for open streams to finish
+    record_dir: str | None = None  # keep each live stream's received audio here as WAV (None: don't)

@@ -2,8 +2,10 @@
 
 Binary frames are PCM audio; text frames are KeepAlive / Finalize / CloseStream. Our text never
 changes once emitted, so completed words go out at once as ``is_final`` Results; the word still
-being spoken goes out as an interim (``interim_results=true``); an endpoint (or Finalize) sends
-``speech_final`` and, with ``utterance_end_ms``, an ``UtteranceEnd``.
+being spoken goes out as an interim (``interim_results=true``). ``endpointing`` (ms without
+new words, or false) ends an utterance with ``speech_final``; ``Finalize`` decodes everything
+received and answers with ``from_finalize``; ``utterance_end_ms`` sends ``UtteranceEnd`` after
+that long without words.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ..results import Word
 from .gate import admit, deny, error_response
 from .protocol import (DG_CONTROL_IN, DGAlternative, DGChannel, DGError, DGMetadata, DGModelInfo, DGResults,
                        DGResultsMetadata, DGUtteranceEnd, DGWord, OnePassInfo, StreamSummary)
+from .recording import Recorder
 from .session import Session
 
 PUNCT = string.punctuation + "¿¡«»…“”‘’„。，、！？"
@@ -40,7 +43,8 @@ class ListenOptions:
     language: str | None = None
     chunk_ms: int | None = None
     interim_results: bool = False
-    utterance_end_ms: int | None = None
+    endpointing_ms: int | None = None  # None: the server's default; 0: off (endpointing=false)
+    utterance_end_ms: int | None = None  # UtteranceEnd after this long without words (None: never)
 
     @classmethod
     def parse(cls, q, recognizer) -> "ListenOptions":
@@ -60,10 +64,17 @@ class ListenOptions:
         lang = q.get("language") or None
         if lang == "multi":  # Deepgram's name for code-switching / auto-detect
             lang = "auto"
+        endpointing = q.get("endpointing", "")
+        endpointing_ms = (0 if endpointing.lower() == "false" else None if endpointing.lower() in ("", "true")
+                          else num("endpointing", None))
         opts = cls(encoding=enc, sample_rate=num("sample_rate", SAMPLE_RATE), channels=num("channels", 1),
                    language=lang, chunk_ms=num("chunk_ms", None),
                    interim_results=q.get("interim_results", "false").lower() in TRUE,
-                   utterance_end_ms=num("utterance_end_ms", None))
+                   endpointing_ms=endpointing_ms, utterance_end_ms=num("utterance_end_ms", None))
+        for name in ("endpointing_ms", "utterance_end_ms"):
+            value = getattr(opts, name)
+            if value is not None and not 0 <= value <= 600_000:
+                raise OnePassError(f"{name.removesuffix('_ms')} must be between 0 and 600000 ms, got {value}")
         if not 1 <= opts.sample_rate <= 384000:
             raise OnePassError(f"sample_rate must be between 1 and 384000 Hz, got {opts.sample_rate}")
         if not 1 <= opts.channels <= 64:
@@ -86,10 +97,11 @@ class DeepgramSession(Session):
         super().__init__(ws, sid, events)
         self.opts = opts
         self.request_id = str(uuid.uuid4())
+        self.recorder = Recorder(self.config.record_dir, self.request_id)
         self.cursor_s = 0.0  # end of the audio covered by final results
         self.pending: list[Word] = []  # completed words of this utterance not yet sent as final
         self.sent_chars = 0  # characters of this utterance's text already sent as final
-        self.from_finalize = False
+        self.flush_answered = False  # the segment being flushed (Finalize) ended with a result
         self.samples_in = 0
 
     # ---- client -> engine --------------------------------------------------------------
@@ -101,6 +113,7 @@ class DeepgramSession(Session):
             return
         if len(samples):
             self.samples_in += len(samples)
+            self.recorder.write(samples, self.opts.sample_rate)
             await self.runner.accept(self.sid, samples, self.opts.sample_rate)
 
     async def on_text(self, text: str) -> str | None:
@@ -112,7 +125,6 @@ class DeepgramSession(Session):
                                                 "\"CloseStream\"} or binary audio"))
             return None
         if msg.type == "Finalize":
-            self.from_finalize = True
             await self.runner.finalize(self.sid)
         elif msg.type == "CloseStream":
             return "close"
@@ -151,11 +163,17 @@ class DeepgramSession(Session):
                 out.append(self._results(ev, self.pending, False, False, tail))
         elif ev.kind == "utterance_end":
             words = self.pending + ev.new_words
-            out.append(self._results(ev, words, True, True, ev.text[self.sent_chars:].strip(),
-                                     from_finalize=self.from_finalize))
-            self.from_finalize, self.pending, self.sent_chars = False, [], 0
-            if self.opts.utterance_end_ms is not None:
-                out.append(DGUtteranceEnd(last_word_end=words[-1].end_s if words else ev.end_s))
+            finalize = ev.reason == "finalize"
+            out.append(self._results(ev, words, True, not finalize, ev.text[self.sent_chars:].strip(),
+                                     from_finalize=finalize))
+            self.pending, self.sent_chars = [], 0
+            self.flush_answered = finalize
+        elif ev.kind == "silence":
+            out.append(DGUtteranceEnd(last_word_end=ev.start_s))
+        elif ev.kind == "flushed":  # a Finalize is done; it always gets a from_finalize result
+            if not self.flush_answered:
+                out.append(self._results(ev, [], True, False, "", from_finalize=True))
+            self.flush_answered = False
         return out
 
     def _commit_point(self, text: str) -> tuple[int, int]:
@@ -202,7 +220,8 @@ async def listen(ws: WebSocket) -> None:
         return
     try:
         await ws.accept()
-        sid, events = await state.runner.open(opts.language, opts.chunk_ms, opts.sample_rate)
+        sid, events = await state.runner.open(opts.language, opts.chunk_ms, opts.sample_rate,
+                                              endpoint_ms=opts.endpointing_ms, silence_ms=opts.utterance_end_ms)
         state.metrics.streams.labels("deepgram").inc()
         await DeepgramSession(ws, opts, sid, events).run()
     finally:

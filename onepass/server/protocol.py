@@ -155,7 +155,7 @@ class TextDone(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok", "loading"]
+    status: Literal["ok", "loading", "draining"]
     model: Optional[str] = None
     active_streams: int = 0
     capacity: int = 0
@@ -169,7 +169,10 @@ class RTTranscription(_In):
 
 
 class RTTurnDetection(_In):
-    type: str = "server_vad"
+    type: str = "server_vad"  # "server_vad" (our endpointing ends items) or "semantic_vad" (the same)
+    silence_duration_ms: Optional[int] = Field(default=None, ge=0, le=600_000)  # None: the server's default
+    threshold: Optional[float] = None  # accepted, not used (endpoints come from the decoder, not energy)
+    prefix_padding_ms: Optional[int] = None  # accepted, not used
 
 
 class RTSessionConfig(_In):

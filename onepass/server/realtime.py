@@ -1,8 +1,10 @@
 """OpenAI Realtime transcription: ``GET /v1/realtime?intent=transcription`` (WebSocket).
 
 Audio is base64 PCM16 in ``input_audio_buffer.append`` (24 kHz like OpenAI, or the rate set in
-the session). With ``turn_detection`` server_vad (default) our endpointing ends items; with
-null, items end on ``input_audio_buffer.commit``. Text streams as ``...delta`` and each item
+the session). With ``turn_detection`` server_vad (default) our endpointing ends items after
+``silence_duration_ms`` without new words; with null, items end on ``input_audio_buffer.commit``.
+A commit decodes all audio appended so far (the last partial chunk included) and completes the
+item; later audio starts a fresh segment. ``clear`` discards what was not yet transcribed. Text streams as ``...delta`` and each item
 ends with ``...completed``.
 """
 
@@ -46,6 +48,11 @@ class RealtimeSession(Session):
         self.item_id, self.previous_item = _id("item"), None
         self.item_text, self.item_audio = "", False
         self.speaking = False
+
+    @property
+    def endpoint_ms(self) -> int | None:
+        """The engine endpointing for the turn detection: off for manual commits."""
+        return 0 if self.vad is None else self.vad.silence_duration_ms
 
     def _session(self) -> RTSession:
         fmt = "pcm16" if self.rate == OPENAI_RATE else f"pcm16_{self.rate}"
@@ -93,6 +100,7 @@ class RealtimeSession(Session):
             return
         if len(samples):
             self.audio_started = self.item_audio = True
+            self.recorder.write(samples, self.rate)
             await self.runner.accept(self.sid, samples, self.rate)
 
     async def _update(self, ev) -> None:
@@ -121,6 +129,7 @@ class RealtimeSession(Session):
             language, self.model = t.language or language, t.model or self.model
         if cfg.chunk_ms is not None:
             chunk_ms = cfg.chunk_ms
+        vad_changed = "turn_detection" in inp and cfg.turn_detection != self.vad
         if "turn_detection" in inp:
             self.vad = cfg.turn_detection
         if (rate, language, chunk_ms) != (self.rate, self.language, self.chunk_ms):
@@ -129,12 +138,14 @@ class RealtimeSession(Session):
                                  "appended; open a new connection", "session_locked", "session", ev.event_id)
                 return
             try:
-                sid, _ = await self.runner.open(language, chunk_ms, rate, self.events)
+                sid, _ = await self.runner.open(language, chunk_ms, rate, self.events, endpoint_ms=self.endpoint_ms)
             except OnePassError as exc:
                 await self.error(str(exc), "invalid_session", "session", ev.event_id)
                 return
             await self.runner.close(self.sid)
             self.sid, self.rate, self.language, self.chunk_ms = sid, rate, language, chunk_ms
+        elif vad_changed:
+            await self.runner.set_endpointing(self.sid, self.endpoint_ms)
         await self.send(RTSessionEvent(type=f"{self.prefix}.updated", event_id=_id("event"), session=self._session()))
 
     async def on_error(self, message: str) -> None:
@@ -167,7 +178,7 @@ class RealtimeSession(Session):
                 out.append(RTDelta(event_id=_id("event"), item_id=self.item_id, delta=ev.delta,
                                    language=ev.language, language_detected=ev.language_detected, lag_s=ev.lag_s))
             self.last_language = (ev.language, ev.language_detected)
-            if self.vad is not None:
+            if self.vad is not None and ev.reason != "finalize":  # a commit completes at its marker
                 out.append(RTSpeechStopped(event_id=_id("event"), audio_end_ms=int(ev.end_s * 1000),
                                            item_id=self.item_id))
                 out += self._complete()
@@ -181,6 +192,12 @@ class RealtimeSession(Session):
         self.previous_item, self.item_id = self.item_id, _id("item")
         self.item_text, self.item_audio, self.speaking = "", False, False
         return out
+
+    async def on_closed(self, ev: StreamEvent) -> None:
+        """The stream ended (server shutdown): complete the item still open."""
+        if self.item_text:
+            for msg in self._complete():
+                await self.send(msg)
 
     async def on_marker(self, marker: object) -> None:
         if marker == CLEAR:

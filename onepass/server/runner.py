@@ -9,6 +9,7 @@ WebSocket upgrade, so a refused client costs nothing.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import queue
 import threading
@@ -18,7 +19,6 @@ from typing import Callable
 import numpy as np
 
 from ..engine import Engine, StreamEvent
-from ..engine.scheduler import schedule
 from .metrics import Metrics
 
 
@@ -37,15 +37,18 @@ class Lease:
 
 
 class EngineRunner:
-    def __init__(self, engine: Engine, metrics: Metrics, capacity: int):
+    def __init__(self, engine: Engine, metrics: Metrics, capacity: int, default_chunk_ms: int | None = None):
         self.engine = engine
+        self.default_chunk_ms = default_chunk_ms  # for streams that do not choose a chunk size
         self.metrics = metrics
         self.capacity = capacity
         self.active = 0  # leases held (asyncio thread only)
         self._cmds: queue.SimpleQueue = queue.SimpleQueue()
         self._wake = threading.Event()
         self._stop = False
+        self.draining = False  # shutting down: admit nothing new
         self._queues: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = {}
+        self._flushes: dict[int, collections.deque] = {}  # per stream: (marker, drop) of pending flushes
         self._thread = threading.Thread(target=self._run, name="onepass-engine", daemon=True)
 
     # ---- lifecycle ---------------------------------------------------------------------
@@ -63,7 +66,7 @@ class EngineRunner:
 
     # ---- admission ---------------------------------------------------------------------
     def try_lease(self) -> Lease | None:
-        if self.active >= self.capacity:
+        if self.draining or self.active >= self.capacity:
             self.metrics.refused.inc()
             return None
         self.active += 1
@@ -78,12 +81,14 @@ class EngineRunner:
         return asyncio.wrap_future(cf)
 
     async def open(self, language: str | None, chunk_ms: int | None, sample_rate: int,
-                   q: asyncio.Queue | None = None) -> tuple[int, asyncio.Queue]:
+                   q: asyncio.Queue | None = None, endpoint_ms: int | None = None,
+                   silence_ms: int | None = None) -> tuple[int, asyncio.Queue]:
         """Open a stream whose events (and markers) arrive on ``q`` (a new queue by default)."""
         loop, q = asyncio.get_running_loop(), q or asyncio.Queue()
+        chunk_ms = self.default_chunk_ms if chunk_ms is None else chunk_ms
 
         def _open(engine: Engine) -> int:
-            sid = engine.open(language, chunk_ms, sample_rate)
+            sid = engine.open(language, chunk_ms, sample_rate, endpoint_ms=endpoint_ms, silence_ms=silence_ms)
             self._queues[sid] = (loop, q)
             return sid
 
@@ -93,16 +98,24 @@ class EngineRunner:
         self.metrics.audio_seconds.inc(len(samples) / sample_rate)
         await self.call(lambda e: e.accept(sid, samples))
 
+    async def set_endpointing(self, sid: int, endpoint_ms: int | None, silence_ms: int | None = None) -> None:
+        await self.call(lambda e: e.set_endpointing(sid, endpoint_ms, silence_ms))
+
     async def finalize(self, sid: int, marker: object = None, drop: bool = False) -> None:
-        """End the current utterance now; then put ``marker`` on the stream's queue, after its
-        events (``drop``: discard the events, as when a client clears its buffer)."""
+        """Flush: decode all audio received so far and end the utterance there (the stream stays
+        open, later audio is a new segment); then put ``marker`` on the stream's queue, after the
+        segment's events (``drop``: discard those events, as when a client clears its buffer)."""
         def _finalize(engine: Engine) -> None:
-            events = engine.finalize(sid) if sid in engine.streams else []
-            if not drop:
-                self._dispatch(events)
-            target = self._queues.get(sid)
-            if marker is not None and target is not None:
-                target[0].call_soon_threadsafe(target[1].put_nowait, marker)
+            if sid not in engine.streams:
+                return
+            flushes = self._flushes.setdefault(sid, collections.deque())
+            flushes.append((marker, drop))
+            try:
+                events = engine.finalize(sid, flush=True)
+            except Exception:
+                flushes.pop()
+                raise
+            self._dispatch(events)
 
         await self.call(_finalize)
 
@@ -112,6 +125,7 @@ class EngineRunner:
     async def close(self, sid: int) -> None:
         def _close(engine: Engine) -> None:
             self._queues.pop(sid, None)
+            self._flushes.pop(sid, None)
             engine.close(sid)
 
         await self.call(_close)
@@ -143,11 +157,6 @@ class EngineRunner:
 
     def _step(self) -> None:
         e = self.engine
-        for pool_r in e.pools:
-            n = len(schedule([s for s in e.streams.values() if s.right_context == pool_r],
-                             e.factor, e.config.max_batch))
-            if n:
-                self.metrics.batch_size.observe(n)
         t0 = time.perf_counter()
         try:
             events = e.step()
@@ -155,6 +164,8 @@ class EngineRunner:
             self._fail_all(exc)
             return
         self.metrics.step_seconds.inc(time.perf_counter() - t0)
+        for n in e.last_batches:
+            self.metrics.batch_size.observe(n)
         for ev in events:
             self.metrics.observe_event(ev)
         self._dispatch(events)
@@ -162,11 +173,17 @@ class EngineRunner:
     def _dispatch(self, events: list[StreamEvent]) -> None:
         for ev in events:
             target = self._queues.get(ev.stream_id)
-            if target is not None:
-                loop, q = target
-                loop.call_soon_threadsafe(q.put_nowait, ev)
+            flushes = self._flushes.get(ev.stream_id)
+            marker, drop = flushes[0] if flushes else (None, False)
+            if target is not None and not (drop and ev.kind != "closed"):
+                target[0].call_soon_threadsafe(target[1].put_nowait, ev)
+            if ev.kind == "flushed" and flushes:
+                flushes.popleft()
+                if marker is not None and target is not None:
+                    target[0].call_soon_threadsafe(target[1].put_nowait, marker)
             if ev.kind == "closed":
                 self._queues.pop(ev.stream_id, None)
+                self._flushes.pop(ev.stream_id, None)
 
     def _fail_all(self, exc: Exception) -> None:
         """An engine step failed: end every stream with an error rather than hang them."""
@@ -174,3 +191,4 @@ class EngineRunner:
             loop.call_soon_threadsafe(q.put_nowait, exc)
             self.engine.close(sid)
         self._queues.clear()
+        self._flushes.clear()

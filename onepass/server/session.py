@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 
 from fastapi import WebSocket
 from pydantic import BaseModel
 
 from ..engine import StreamEvent
 from ..errors import OnePassError
+from .recording import Recorder
 
 FLUSH_TIMEOUT_S = 120.0  # after the client's close request, wait this long for the last results
-CLOSE_CODES = {"close": 1000, "timeout": 1011, "oversize": 1009, "error": 1011, "closed": 1000}
+# 1001 "going away": the server is shutting down (after the stream's last results)
+CLOSE_CODES = {"close": 1000, "shutdown": 1001, "timeout": 1011, "oversize": 1009, "error": 1011, "closed": 1000}
 
 
 class Session:
@@ -25,6 +28,10 @@ class Session:
         state = ws.app.state.onepass
         self.runner, self.config = state.runner, state.config
         self._send_lock = asyncio.Lock()
+        self._shutdown = asyncio.Event()
+        self.done = asyncio.Event()  # run() has returned
+        self._live = state.sessions
+        self.recorder = Recorder(self.config.record_dir, f"stream-{uuid.uuid4().hex[:16]}")
 
     # ---- hooks -------------------------------------------------------------------------
     async def on_bytes(self, data: bytes) -> None: ...
@@ -41,27 +48,43 @@ class Session:
         async with self._send_lock:
             await self.ws.send_text(msg.model_dump_json())
 
+    def shutdown(self) -> None:
+        """Server going down: stop reading, decode what was received, send it, close 1001."""
+        self._shutdown.set()
+
     async def run(self) -> None:
+        self._live.add(self)
         reader = asyncio.create_task(self._read())
         writer = asyncio.create_task(self._write())
+        stopper = asyncio.create_task(self._shutdown.wait())
         code = None
         try:
-            done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
-            outcome = (reader if reader in done else writer).result()
-            if outcome == "close":
+            done, _ = await asyncio.wait({reader, writer, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if writer in done:
+                outcome = writer.result()
+            elif reader in done:
+                outcome = reader.result()
+            else:
+                outcome = "shutdown"
+            if outcome in ("close", "shutdown"):
+                reader.cancel()
                 await self.runner.finish(self.sid)
-                outcome = await asyncio.wait_for(writer, FLUSH_TIMEOUT_S)
+                closed = await asyncio.wait_for(writer, FLUSH_TIMEOUT_S)
+                outcome = outcome if closed == "closed" else closed
             code = CLOSE_CODES.get(outcome)
         except Exception:  # noqa: BLE001 - a broken connection ends this stream only
             code = None
         finally:
-            for t in (reader, writer):
+            for t in (reader, writer, stopper):
                 t.cancel()
-            await asyncio.gather(reader, writer, return_exceptions=True)
+            await asyncio.gather(reader, writer, stopper, return_exceptions=True)
             await self.runner.close(self.sid)
             if code is not None:
                 with contextlib.suppress(Exception):
                     await self.ws.close(code)
+            self.recorder.close()
+            self._live.discard(self)
+            self.done.set()
 
     async def _read(self) -> str:
         limit = self.config.max_message_bytes

@@ -7,18 +7,17 @@ import socket
 import threading
 import time
 
-import uvicorn
+from .serving import make_server
 
 
 @contextlib.contextmanager
 def serve_in_thread(app, ws_max_size: int = 16 << 20):
-    """Yields ``http://127.0.0.1:PORT``; stops the server (and the engine) on exit."""
+    """Yields ``http://127.0.0.1:PORT``; shuts the server down gracefully (and the engine) on exit."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", ws_max_size=ws_max_size, lifespan="on")
-    server = uvicorn.Server(config)
+    server = make_server(app, ws_max_size=ws_max_size, log_level="warning")
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -30,5 +29,5 @@ def serve_in_thread(app, ws_max_size: int = 16 << 20):
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        thread.join(10)
+        thread.join(30)
         sock.close()
