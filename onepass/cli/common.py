@@ -13,9 +13,16 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
                    help="weights and activations precision (default: %(default)s)")
+    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
+                   help="where the encoder runs (default: %(default)s; onnxruntime: CPU, float32 activations)")
+    p.add_argument("--onnx-dir", default=None,
+                   help="with --backend onnxruntime: files from `onepass export` (default: export now)")
+    p.add_argument("--quantize", default="none", choices=["none", "int8", "int4"],
+                   help="with --backend onnxruntime and no --onnx-dir: encoder weight format (default: %(default)s)")
 
 
 def load(args: argparse.Namespace):
-    from ..checkpoints import load_model
+    from .. import load_model
 
-    return load_model(args.model, device=args.device, dtype=args.dtype)
+    return load_model(args.model, device=args.device, dtype=args.dtype, backend=getattr(args, "backend", "torch"),
+                      onnx_dir=getattr(args, "onnx_dir", None), quantize=getattr(args, "quantize", "none"))

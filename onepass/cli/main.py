@@ -10,7 +10,7 @@ from ..errors import OnePassError
 
 def build_parser() -> argparse.ArgumentParser:
     from . import eval as eval_cmd
-    from . import info, serve, stream, transcribe
+    from . import export, info, serve, stream, transcribe
 
     parser = argparse.ArgumentParser(
         prog="onepass", allow_abbrev=False,
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     eval_cmd.add_parser(sub)
     serve.add_parser(sub)
     stream.add_parser(sub)
+    export.add_parser(sub)
     __import__(f"{__package__}.bench", fromlist=["bench"]).add_parser(sub)
     return parser
 

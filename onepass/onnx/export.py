@@ -15,6 +15,7 @@ Large graphs (> 2 GB protobuf limit) keep their weights in ``<name>.onnx.data`` 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import warnings
@@ -25,6 +26,7 @@ import torch
 
 from ..errors import OnePassError
 from ..model.config import ENCODER_FRAME_MS
+from ..model.linear import Linear
 from ..recognizer import Recognizer
 from .graphs import DecoderStep, EncoderCore, JointStep, SherpaDecoder, SherpaEncoder, SherpaJoiner
 
@@ -65,12 +67,20 @@ def export_onnx(asr: Recognizer, out_dir: str | Path, settings: ExportSettings =
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files: list[str] = []
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer warnings about Python ints that are constant per graph
-        if settings.sherpa:
-            files += _export_sherpa(asr, r, out, settings)
-        if settings.core:
-            files += _export_core(asr, out, settings)
+    # trace the dense weights: oneDNN-prepacked Linear layers are an opaque op to the tracer
+    packed = [m for m in model.modules() if isinstance(m, Linear) and m._packed is not None]
+    for m in packed:
+        m.unpack()
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about Python ints that are constant per graph
+            if settings.sherpa:
+                files += _export_sherpa(asr, r, out, settings)
+            if settings.core:
+                files += _export_core(asr, out, settings)
+    finally:
+        for m in packed:
+            m.prepack()
     manifest = {"source": asr.info.source, "name": asr.info.name, "chunk_ms": (r + 1) * ENCODER_FRAME_MS,
                 "right_context": r, **asdict(settings)}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -198,10 +208,13 @@ def _export(module, inputs, path: Path, names, out_names, dynamic_axes, meta: di
         raw = Path(tmp) / "raw.onnx"
         torch.onnx.export(module, inputs, str(raw), input_names=names, output_names=out_names,
                           dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False, do_constant_folding=True)
-        if quantize == "int8":
-            raw = _quantize_int8(raw, Path(tmp))
-        elif quantize == "int4":
-            raw = _quantize_int4(raw, Path(tmp), settings.int4_block_size)
+        if quantize != "none":
+            logging.disable(logging.WARNING)  # the quantizers log every node they skip
+            try:
+                raw = (_quantize_int8(raw, Path(tmp)) if quantize == "int8"
+                       else _quantize_int4(raw, Path(tmp), settings.int4_block_size))
+            finally:
+                logging.disable(logging.NOTSET)
         proto = onnx.load(str(raw))
         del proto.metadata_props[:]
         for key, value in meta.items():
