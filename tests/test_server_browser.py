@@ -1,0 +1,68 @@
+"""The browser page at / in headless Chromium with a fake microphone fed from a WAV file:
+the captions it shows are exactly the engine's transcript of the audio the page sent."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from onepass.server import ServerConfig, create_app
+from onepass.server.testing import serve_in_thread
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+
+
+def best_correlation(got: np.ndarray, src: np.ndarray) -> float:
+    """Largest normalised cross-correlation of ``src`` against windows of ``got``."""
+    n = 1 << int(np.ceil(np.log2(len(got) + len(src))))
+    c = np.fft.irfft(np.fft.rfft(got, n) * np.conj(np.fft.rfft(src, n)), n)[:len(got) - len(src) + 1]
+    lag = int(np.argmax(c))
+    return float(c[lag] / (np.linalg.norm(src) * np.linalg.norm(got[lag:lag + len(src)]) + 1e-12))
+
+
+def test_live_captions_in_chromium(asr, clips, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
+    audio = clips["normal"]
+    mic = tmp_path / "mic.wav"
+    sf.write(mic, audio, 16000, subtype="PCM_16")
+    source = sf.read(mic, dtype="float32")[0]
+    record = tmp_path / "received"
+    app = create_app(asr, ServerConfig(endpoint_blank_ms=None, record_dir=str(record)))
+    with serve_in_thread(app) as http, playwright.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,  # in a fresh profile
+                                     args=[*FLAGS, f"--use-file-for-fake-audio-capture={mic}%noloop"])
+        try:
+            page = browser.new_page()
+            page.goto(f"{http}/")
+            page.select_option("#chunk", "160")
+            page.click("#start")
+            page.wait_for_function("document.getElementById('status').textContent.startsWith('listening')",
+                                   timeout=30_000)
+            page.wait_for_timeout(int(len(audio) / 16 + 1500))  # the fake microphone plays in real time
+            page.wait_for_function("document.getElementById('status').textContent.includes('lag')", timeout=30_000)
+            status = page.inner_text("#status")
+            page.click("#stop")
+            page.wait_for_function("document.getElementById('status').textContent.startsWith('closed')",
+                                   timeout=60_000)
+            closed = page.inner_text("#status")
+            captions = page.evaluate("document.getElementById('final').textContent")
+        finally:
+            browser.close()
+    assert closed == "closed (1000)"
+    assert "language" in status and "lag" in status
+    files = list(Path(record).glob("*.wav"))
+    assert len(files) == 1
+    received, rate = sf.read(files[0], dtype="float32")
+    assert rate == 16000 and len(received) >= len(source)
+    assert best_correlation(received, source) > 0.7  # the microphone's audio, through the page's resampler
+    expected = asr.transcribe(received, rate, chunk_ms=160)  # `onepass transcribe` on what the page sent
+    assert expected.text  # the tiny model emits text, so the comparison means something
+    assert captions.strip() == expected.text
