@@ -236,7 +236,7 @@ def checkpoint_pair(source: str, *, with_hf: bool) -> ModelPair:
     """A real checkpoint: onepass loads it; transformers too (HF directory or hub id only)."""
     from .. import load_model
 
-    asr = load_model(source)
+    asr = load_model(source, prepack=False)  # run_bench packs (or not) as BenchConfig.prepack says
     hf = features = None
     if with_hf:
         path = Path(asr.info.path)

@@ -20,7 +20,7 @@ class BenchConfig:
     memory_streams: int = 16  # extra streams opened to measure RSS per stream
     cycles: int = 1000  # open/close cycles for the RSS-flatness check
     cycle_decode_every: int = 50  # every n-th cycle also decodes its audio to the end
-    prepack: bool = False  # NemotronASR.prepack(): oneDNN-prepacked weights for onepass (not transformers)
+    prepack: bool = True  # NemotronASR.prepack() (load_model's CPU default): oneDNN-prepacked weights for onepass
     budget_s: float = 780.0  # wall-time budget: capacity searches stop early when it runs out
     seed: int = 0
 

@@ -37,9 +37,9 @@ def add_parser(sub) -> None:
     p.add_argument("--language", default="en-US", help="language of every stream (default: %(default)s)")
     p.add_argument("--profile", action="store_true",
                    help="also profile one engine step per chunk size (1 stream, and the capacity batch)")
-    p.add_argument("--prepack", action="store_true",
-                   help="run onepass on oneDNN-prepacked weights (NemotronASR.prepack: faster few-row GEMMs, "
-                        "a second copy of the weights)")
+    p.add_argument("--no-prepack", dest="prepack", action="store_false",
+                   help="run onepass on the dense weights (default: oneDNN-prepacked, as load_model does on "
+                        "the CPU: faster few-row GEMMs, a second copy of the weights)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=run)
 

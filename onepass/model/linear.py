@@ -1,13 +1,15 @@
 """Linear layers that can run CPU inference on oneDNN-prepacked weights.
 
-Streaming multiplies a few rows (2-48: frames of a chunk times streams) by large weight
-matrices. For those shapes MKL's SGEMM, which ``torch.nn.functional.linear`` uses on CPU, reaches
-a fraction of the machine's throughput; oneDNN with the weight reordered once into its blocked
-layout is 1.4-1.8x faster (2-core AMD EPYC, 24 distinct 4096x1024 weights: 7 rows 3.0 -> 1.7 ms,
-2 rows 1.8 -> 1.1 ms). One row (a GEMV) and large blocks are as fast or faster on MKL, so those
-keep the dense path.
+Streaming multiplies a few rows (2-384: frames of a chunk times streams, offline blocks) by large
+weight matrices. For those shapes MKL's SGEMM, which ``torch.nn.functional.linear`` uses on CPU,
+reaches a fraction of the machine's throughput; oneDNN with the weight reordered once into its
+blocked layout is faster (2-core AMD EPYC, 24 distinct 4096x1024 weights, 2 threads, shared
+machine: 7 rows 1.8-3.4x, 96 rows 1.7x, 192 rows 1.35x, 384 rows 1.2x, 768 rows 0.94x). One row
+(a GEMV) and larger blocks are as fast or faster on MKL, so those keep the dense path.
 
-Packing is opt-in (``NemotronASR.prepack``) because it keeps a second copy of each weight.
+``NemotronASR.prepack`` packs; ``onepass.load_model`` does it by default for float32 on the CPU.
+It keeps a second copy of each weight (the dense one stays for state dicts, export, other row
+counts).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-PACKED_ROWS = (2, 48)  # row counts (inclusive) that take the prepacked path
+PACKED_ROWS = (2, 384)  # row counts (inclusive) that take the prepacked path
 
 
 class Linear(nn.Linear):
