@@ -13,13 +13,14 @@ __version__ = "0.1.0"
 
 
 def load_model(source, device="cpu", dtype="float32", backend="torch", onnx_dir=None, quantize="none",
-               threads=None):
+               threads=None, prepack=None):
     """Load a Nemotron streaming ASR model (see ``onepass.checkpoints.load_model``).
     ``backend="onnxruntime"`` runs the encoder in ONNX Runtime (``onepass.onnx.to_onnxruntime``:
-    ``onnx_dir`` from ``onepass export``, else exported now with ``quantize`` none/int8/int4)."""
+    ``onnx_dir`` from ``onepass export``, else exported now with ``quantize`` none/int8/int4).
+    ``prepack`` (torch backend; default on for float32 on the CPU): oneDNN-prepacked weights."""
     from .checkpoints import load_model as _load
 
-    asr = _load(source, device=device, dtype=dtype)
+    asr = _load(source, device=device, dtype=dtype, prepack=prepack if backend == "torch" else False)
     if backend == "onnxruntime":
         from .onnx import to_onnxruntime
 
