@@ -19,6 +19,8 @@ def add_parser(sub) -> None:
     p.add_argument("--quantize", choices=["none", "int8", "int4"], default="none",
                    help="encoder weights: none (fp32), int8 (dynamic, per channel), int4 (MatMulNBits)")
     p.add_argument("--int4-block-size", type=int, default=32, help="int4 weights per scale (default: %(default)s)")
+    p.add_argument("--int8-weights", choices=["u8", "s8"], default="u8",
+                   help="int8 weight type: u8 (any x86; default) or s8 (VNNI or ARM CPUs only)")
     p.add_argument("--out", "-o", required=True, help="output directory (created)")
     p.add_argument("--chunk-ms", type=int, default=None,
                    help="chunk size of the sherpa-onnx encoder (default: the model's default)")
@@ -31,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
 
     asr = load_model(args.model)
     result = export_onnx(asr, args.out, ExportSettings(chunk_ms=args.chunk_ms, quantize=args.quantize,
-                                                       int4_block_size=args.int4_block_size))
+                                                       int4_block_size=args.int4_block_size,
+                                                       int8_weights=args.int8_weights))
     for name, size in result.files.items():
         print(f"{size / 1e6:10.1f} MB  {result.out_dir}/{name}")
     print(f"chunk {result.chunk_ms} ms, quantization {result.quantize}", file=sys.stderr)

@@ -1,0 +1,167 @@
+"""The ONNX Runtime backend (fp32): token ids identical to the torch backend, offline, through
+streaming sessions and through the engine with streams joining at different times; quantized
+graphs: what was quantized, and that they still track fp32."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import onepass
+from onepass.engine import Engine, EngineConfig
+
+ort = pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def ort_asr(hf_dir):
+    return onepass.load_model(hf_dir, backend="onnxruntime", threads=1)
+
+
+@pytest.fixture(scope="module")
+def ort_asr_en(hf_en_dir):
+    return onepass.load_model(hf_en_dir, backend="onnxruntime", threads=1)
+
+
+def test_backend_is_onnxruntime(ort_asr):
+    from onepass.onnx.backend import OrtModel
+
+    assert isinstance(ort_asr.model, OrtModel)
+    assert ort_asr.model.session.get_modelmeta().custom_metadata_map["onepass_graph"] == "encoder_core"
+
+
+@pytest.mark.parametrize("chunk_ms", [80, 160, 560, 1120])
+def test_offline_and_stream_identical_to_torch(asr, ort_asr, clips, chunk_ms):
+    for name, lang in [("normal", "en-US"), ("odd_length", "de-DE"), ("short", "auto"), ("leading_silence", "fr")]:
+        ref = asr.transcribe(clips[name], 16000, language=lang, chunk_ms=chunk_ms)
+        got = ort_asr.transcribe(clips[name], 16000, language=lang, chunk_ms=chunk_ms)
+        session = ort_asr.stream(language=lang, chunk_ms=chunk_ms)
+        audio = clips[name]
+        for pos in range(0, len(audio), 2917):
+            session.accept(audio[pos:pos + 2917], 16000)
+        streamed = session.finish()
+        assert ref.token_ids and got.token_ids == ref.token_ids == streamed.token_ids, (name, lang)
+        assert got.text == ref.text
+
+
+def test_batched_offline_identical_to_torch(asr, ort_asr, clips):
+    audios = [clips["normal"], clips["short"], clips["long"]]
+    langs = ["en-US", "es", "auto"]
+    ref = asr.transcribe_batch(audios, language=langs, chunk_ms=560)
+    got = ort_asr.transcribe_batch(audios, language=langs, chunk_ms=560)
+    assert [g.token_ids for g in got] == [r.token_ids for r in ref]
+
+
+def test_english_model_identical_to_torch(asr_en, ort_asr_en, clips):
+    for chunk_ms in (80, 160, 1120):
+        ref = asr_en.transcribe(clips["normal"], 16000, chunk_ms=chunk_ms)
+        got = ort_asr_en.transcribe(clips["normal"], 16000, chunk_ms=chunk_ms)
+        assert ref.token_ids and got.token_ids == ref.token_ids
+
+
+def test_engine_streams_joining_at_different_times(asr, ort_asr, clips):
+    rng = np.random.default_rng(5)
+    names = ["normal", "short", "odd_length", "long", "leading_silence", "normal"]
+    langs = ["en-US", "de-DE", "auto", "es", "fr-FR", "it"]
+    chunks = [160, 560, 160, 80, 560, 160]
+    joins = [0, 2, 2, 5, 9, 14]
+    engine = Engine(ort_asr, EngineConfig(max_batch=4, endpoint_blank_ms=None))
+    ids, pos, closed = {}, {}, {}
+    step, batched = 0, 0
+    while len(closed) < len(names):
+        for k, j in enumerate(joins):
+            if j == step:
+                ids[k] = engine.open(langs[k], chunks[k])
+                pos[k] = 0
+        for k, sid in ids.items():
+            audio = clips[names[k]]
+            if k in closed or engine.stream(sid).input_done:
+                continue
+            n = int(rng.integers(800, 6000))
+            engine.accept(sid, audio[pos[k]:pos[k] + n])
+            pos[k] += n
+            if pos[k] >= len(audio):
+                engine.finish(sid)
+        for event in engine.step():
+            if event.kind == "closed":
+                closed[next(k for k, s in ids.items() if s == event.stream_id)] = event.transcript
+        batched = max([batched] + list(getattr(engine, "last_batches", [])))
+        step += 1
+        assert step < 3000
+    for k, transcript in closed.items():
+        ref = asr.transcribe(clips[names[k]], 16000, language=langs[k], chunk_ms=chunks[k])
+        assert transcript.token_ids == ref.token_ids, (names[k], langs[k], chunks[k])
+
+
+def test_cli_transcribe_backend(hf_dir, tmp_path, clips, capsys):
+    import soundfile as sf
+
+    from onepass.cli.main import main
+
+    wav = tmp_path / "a.wav"
+    sf.write(wav, clips["normal"], 16000, subtype="FLOAT")
+    assert main(["transcribe", "--model", hf_dir, "--language", "de", "--chunk-ms", "160", str(wav)]) == 0
+    torch_text = capsys.readouterr().out
+    assert main(["transcribe", "--model", hf_dir, "--backend", "onnxruntime", "--language", "de",
+                 "--chunk-ms", "160", "--mode", "stream", str(wav)]) == 0
+    assert capsys.readouterr().out == torch_text and torch_text.strip()
+
+
+# ---- quantized graphs --------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def quantized(asr, tmp_path_factory):
+    from onepass.onnx.export import ExportSettings, export_onnx
+
+    out = {}
+    for q in ("int8", "int4"):
+        d = tmp_path_factory.mktemp(q)
+        export_onnx(asr, d, ExportSettings(quantize=q, sherpa=False, int4_block_size=32))
+        out[q] = d
+    return out
+
+
+def _ops(path):
+    import onnx
+
+    model = onnx.load(str(path))
+    inits = {i.name for i in model.graph.initializer}
+    return model, inits
+
+
+def test_int8_covers_every_weight_matmul(asr, quantized):
+    model, inits = _ops(quantized["int8"] / "onepass_core.onnx")
+    float_weight_matmuls = [n.name for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in inits]
+    assert float_weight_matmuls == []
+    layers = asr.config.encoder.num_layers
+    # per layer: q, k, v, o, 2 x FF (2 each), 2 pointwise convs; plus the prompt MLP and projection
+    quantized_ops = [n for n in model.graph.node if n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul")]
+    assert len(quantized_ops) >= layers * 10 + 3
+
+
+def test_int4_matmulnbits_accuracy_level_4(asr, quantized):
+    model, _ = _ops(quantized["int4"] / "onepass_core.onnx")
+    nbits = [n for n in model.graph.node if n.op_type == "MatMulNBits"]
+    assert len(nbits) >= asr.config.encoder.num_layers * 10 + 3
+    for n in nbits:
+        attrs = {a.name: a.i for a in n.attribute}
+        assert attrs["accuracy_level"] == 4 and attrs["block_size"] == 32 and attrs["bits"] == 4
+
+
+@pytest.mark.parametrize("q", ["int8", "int4"])
+def test_quantized_backend_tracks_fp32(hf_dir, asr, quantized, clips, q):
+    """Quantization changes numbers, so this is a tolerance test on the encoder output. The tiny
+    random encoder amplifies weight noise ~7x (1% weight noise -> 7% output), so the bounds are
+    loose: int8 measured 7.5% (bound 20%), int4 73% (bound 100%, i.e. not garbage; a broken
+    per-channel s8 kernel path measured 117%). Token agreement is measured at real size instead."""
+    q_asr = onepass.load_model(hf_dir, backend="onnxruntime", onnx_dir=quantized[q], threads=1)
+    a = clips["normal"]
+    feats, n = asr.model.frontend(torch.from_numpy(a)[None], torch.tensor([len(a)]))
+    outs = []
+    for model in (asr.model, q_asr.model):
+        state = model.encoder.initial_state(1)
+        _, proj, _ = model.encode(feats, n, torch.tensor([True]), state, 6, torch.tensor([0]))
+        outs.append(proj)
+    err = (outs[1] - outs[0]).norm() / outs[0].norm()
+    assert 0 < float(err) < (0.2 if q == "int8" else 1.0)
+    assert q_asr.transcribe(a, 16000, language="en-US", chunk_ms=560).duration_s == pytest.approx(3.0)
