@@ -24,8 +24,16 @@ def add_parser(sub) -> None:
                    help="comma-separated chunk sizes (default: 80,160,560; --quick: 160,560)")
     p.add_argument("--capacity-chunk-ms", default=None,
                    help="chunk sizes for the capacity search (default: same as --chunk-ms)")
-    p.add_argument("--compare", choices=["transformers"], default=None,
-                   help="also measure transformers' implementation on the same weights")
+    p.add_argument("--compare", choices=["transformers", "sherpa-onnx"], default=None,
+                   help="also measure transformers' implementation, or sherpa-onnx on the exported files, "
+                        "on the same weights")
+    p.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch",
+                   help="where onepass runs the encoder (default: %(default)s)")
+    p.add_argument("--quantize", choices=["none", "int8", "int4"], default="none",
+                   help="ONNX encoder weights for --backend onnxruntime / --compare sherpa-onnx")
+    p.add_argument("--onnx-dir", default=None, help="where to export the ONNX files (default: a temp dir)")
+    p.add_argument("--sherpa-streams", default="1,4,12",
+                   help="stream counts of the sherpa-onnx throughput comparison (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--quick", action="store_true", help="short audio, small searches (about 3 minutes at real size)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
@@ -97,7 +105,19 @@ def run(args: argparse.Namespace) -> int:
         log(f"building random-init {preset}" + (" (onepass + transformers, shared weights)" if compare else ""))
         pair = random_pair(preset, with_hf=compare, seed=args.seed, language=config.language)
     log(f"model ready after {time.monotonic() - started:.0f} s")
+    from ..bench import onnx_runs
+
+    sherpa = args.compare == "sherpa-onnx"
+    onnx_chunk = max(config.chunk_ms) if sherpa else 560
+    onnx_info, onnx_dir = onnx_runs.prepare(pair, args.backend, args.quantize, args.onnx_dir, sherpa,
+                                            onnx_chunk, args.threads, config.language, args.seed, log)
     result = run_bench(pair, config, started, log)
+    if onnx_info:
+        result["onnx"] = onnx_info
+    if sherpa:
+        result["sherpa_onnx"] = onnx_runs.compare_sherpa(
+            pair.recognizer, onnx_dir, list(_ints(args.sherpa_streams, (1, 4, 12))), config.trial_s,
+            config.language, args.threads or torch.get_num_threads(), args.seed, log)
     if args.profile:
         audio = speech_like(8.0, args.seed + 5)
         result["profiles"] = []
@@ -109,6 +129,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=1))
     else:
         print(table(result))
+        if onnx_info:
+            print()
+            print(onnx_runs.format_table(result))
         for p in result.get("profiles", []):
             print()
             print(format_profile(p))

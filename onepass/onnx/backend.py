@@ -56,6 +56,7 @@ class OrtModel:
         if model.joint.head.weight.dtype != torch.float32 or model.joint.head.weight.device.type != "cpu":
             raise OnePassError("the onnxruntime backend runs float32 on the CPU (--dtype float32 --device cpu)")
         self.torch_model = model.eval()
+        self.prepack()  # releases packed copies of weights ONNX Runtime now holds
         self.core_path = str(core_path)
         try:
             self.session = ort.InferenceSession(self.core_path, session_options(settings),
@@ -83,6 +84,22 @@ class OrtModel:
 
     def eval(self) -> "OrtModel":
         return self
+
+    def prepack(self) -> int:
+        """oneDNN-prepack only the Linear layers torch still runs (subsampling output, joint head);
+        the encoder layers run in ONNX Runtime, so their packed copies are released."""
+        from ..model.linear import Linear
+
+        m = self.torch_model
+        used = {id(m.encoder.subsampling.linear), id(m.joint.head)}
+        packed = 0
+        for module in m.modules():
+            if isinstance(module, Linear):
+                if id(module) in used:
+                    packed += module.prepack()
+                else:
+                    module.unpack()
+        return packed
 
     @torch.no_grad()
     def encode(self, mel: torch.Tensor, mel_valid: torch.Tensor, final: torch.Tensor, state: EncoderState,
