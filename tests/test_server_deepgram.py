@@ -55,6 +55,7 @@ def test_final_results_equal_offline(asr, clips):
     """One utterance (no endpointing): the is_final transcripts joined by spaces are the offline text."""
     audio = np.concatenate([clips["normal"], np.zeros(16000, np.float32), clips["long"]])
     expected = asr.transcribe(as_int16_float(audio), 16000, language="auto", chunk_ms=160)
+    assert expected.text  # the tiny model emits text, so equality means something
     with serve_in_thread(create_app(asr, ServerConfig(endpoint_blank_ms=None))) as http:
         msgs, code = asyncio.run(dg_session(http.replace("http", "ws"), pcm16(audio),
                                             "language=multi&chunk_ms=160&interim_results=true"))
@@ -73,6 +74,7 @@ def test_final_results_equal_offline(asr, clips):
 def test_utterances_words_and_metadata(server, asr, clips):
     audio = np.concatenate([clips["normal"], np.zeros(16000, np.float32), clips["long"]])
     expected = asr.transcribe(as_int16_float(audio), 16000, language="en-US", chunk_ms=160)
+    assert expected.text
     msgs, code = asyncio.run(dg_session(server, pcm16(audio), "language=en-US&chunk_ms=160&interim_results=true"
                                                                 "&utterance_end_ms=1000"))
     assert code == 1000
@@ -105,7 +107,7 @@ def test_encodings_and_rates(server, asr, clips, rate, encoding):
         payload, offline_in = pcm16(audio), as_int16_float(audio)
     msgs, code = asyncio.run(dg_session(server, payload, f"encoding={encoding}&sample_rate={rate}&chunk_ms=560"))
     expected = asr.transcribe(offline_in, rate, chunk_ms=560)
-    assert code == 1000
+    assert code == 1000 and expected.text
     if rate == 16000:
         assert msgs[-1]["onepass"]["transcript"] == expected.text
     else:  # streaming vs one-shot resampling differ at the edges only; the run must complete
@@ -174,3 +176,62 @@ def test_auth_capacity_size_and_idle(asr, clips):
                 assert ws.close_code == 1011
 
         asyncio.run(hold_and_refuse())
+
+
+def test_finalize_mid_stream_is_exact(server, asr, clips):
+    """Finalize decodes everything received (the last partial chunk too) and the stream goes on:
+    the finals of each segment are the offline transcript of the audio sent in it."""
+    audio = np.concatenate([clips["normal"], clips["odd_length"], clips["long"]])
+    cuts = [0, 30_001, 30_001 + 4_321, len(audio)]
+    pieces = [audio[a:b] for a, b in zip(cuts, cuts[1:])]
+    expected = [asr.transcribe(as_int16_float(p), 16000, chunk_ms=160).text for p in pieces]
+    assert all(expected)  # the tiny model emits text, so the comparison means something
+    finalize = json.dumps({"type": "Finalize"})
+    payload = [pcm16(pieces[0]), finalize, finalize, pcm16(pieces[1]), finalize, pcm16(pieces[2])]
+
+    async def run():
+        msgs = []
+        async with connect(f"{server}/v1/listen?chunk_ms=160&endpointing=false&interim_results=true") as ws:
+            for item in payload:
+                await ws.send(item)
+            await ws.send(json.dumps({"type": "CloseStream"}))
+            async for m in ws:
+                msgs.append(json.loads(m))
+        return msgs
+
+    msgs = asyncio.run(run())
+    results = [m for m in msgs if m["type"] == "Results"]
+    segments, current = [], []
+    for m in results:
+        if m["is_final"]:
+            current.append(m)
+        if m["from_finalize"] or m["speech_final"]:
+            segments.append(current)
+            current = []
+    # the second Finalize had nothing new: it is answered with an empty final result
+    assert [[m["channel"]["alternatives"][0]["transcript"] for m in seg] for seg in segments][1] == [""]
+    segments.pop(1)
+    assert [finals_text(seg) for seg in segments] == expected
+    assert [m["speech_final"] for m in results if m["is_final"]].count(True) == 1  # endpointing=false: only the end
+    words = [w for seg in segments[1:2] for m in seg for w in m["channel"]["alternatives"][0]["words"]]
+    assert words[0]["start"] >= cuts[1] / 16000 - 0.08  # times run on from the stream start
+    assert msgs[-1]["type"] == "Metadata" and abs(msgs[-1]["duration"] - len(audio) / 16000) < 1e-6
+
+
+def test_endpointing_and_utterance_end_per_stream(server, asr, clips):
+    audio = np.concatenate([clips["normal"], np.zeros(24000, np.float32), clips["short"]])
+    want = asr.transcribe(as_int16_float(audio), 16000, chunk_ms=160).text
+    msgs, _ = asyncio.run(dg_session(server, pcm16(audio), "chunk_ms=160&endpointing=false&utterance_end_ms=400"
+                                                           "&interim_results=true"))
+    finals = [m for m in msgs if m["type"] == "Results" and m["is_final"]]
+    assert [m["speech_final"] for m in finals].count(True) == 1  # the server's 240 ms is off for this stream
+    gaps = [m for m in msgs if m["type"] == "UtteranceEnd"]
+    assert gaps and all(g["last_word_end"] <= 5.0 for g in gaps)
+    assert finals_text(msgs) == want
+    msgs, _ = asyncio.run(dg_session(server, pcm16(audio), "chunk_ms=160&endpointing=100"))
+    assert [m["speech_final"] for m in msgs if m["type"] == "Results"].count(True) >= 2
+    assert not any(m["type"] == "UtteranceEnd" for m in msgs)  # no utterance_end_ms: none
+    for query in ("endpointing=soon", "utterance_end_ms=-5"):
+        with pytest.raises(websockets.exceptions.InvalidStatus) as exc:
+            asyncio.run(dg_session(server, b"", query))
+        assert exc.value.response.status_code == 400

@@ -58,6 +58,7 @@ def urls(asr):
 def test_manual_commit_is_exact_at_16k(urls, asr, clips):
     audio = np.concatenate([clips["normal"], clips["long"]])
     expected = asr.transcribe(int16_float(audio), 16000, language="fr-FR", chunk_ms=320)
+    assert expected.text
     session = {"input_audio_format": {"type": "audio/pcm", "rate": 16000}, "turn_detection": None,
                "input_audio_transcription": {"model": "x", "language": "fr-FR"}, "chunk_ms": 320}
     msgs = asyncio.run(rt_session(urls[0], session, audio))
@@ -102,3 +103,46 @@ def test_errors_and_clear(urls, clips):
             return json.loads(await ws.recv())
 
     assert asyncio.run(empty_commit())["error"]["code"] == "input_audio_buffer_commit_empty"
+
+
+def test_commits_mid_stream_are_exact(urls, asr, clips):
+    """Each commit decodes all audio appended so far and completes the item with exactly the
+    offline transcript of that audio; the next item starts fresh."""
+    pieces = [clips["normal"][:33_333], clips["long"]]
+    expected = [asr.transcribe(int16_float(p), 16000, chunk_ms=160).text for p in pieces]
+    assert all(expected)
+
+    async def run():
+        msgs = []
+        async with connect(f"{urls[1]}/v1/realtime?intent=transcription") as ws:
+            await ws.recv()
+            await ws.send(json.dumps({"type": "transcription_session.update", "session": {
+                "input_audio_format": {"type": "audio/pcm", "rate": 16000}, "turn_detection": None,
+                "chunk_ms": 160}}))
+            await ws.recv()
+            for p in pieces:
+                for b64 in b64pcm(p):
+                    await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": b64}))
+                await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+            while sum(m["type"].endswith("completed") for m in msgs) < len(pieces):
+                msgs.append(json.loads(await asyncio.wait_for(ws.recv(), 60)))
+        return msgs
+
+    msgs = asyncio.run(run())
+    completed = [m for m in msgs if m["type"].endswith("transcription.completed")]
+    assert [c["transcript"] for c in completed] == expected
+    committed = [m for m in msgs if m["type"] == "input_audio_buffer.committed"]
+    assert committed[1]["previous_item_id"] == committed[0]["item_id"] == completed[0]["item_id"]
+    for c in completed:
+        assert "".join(m["delta"] for m in msgs if m["type"].endswith(".delta") and m["item_id"] == c["item_id"]) \
+            == c["transcript"]
+    assert not any(m["type"] == "error" for m in msgs)
+
+
+def test_server_vad_silence_duration_per_session(urls, clips):
+    """turn_detection.silence_duration_ms reaches the engine: a server with endpointing off splits items."""
+    audio = np.concatenate([clips["normal"], np.zeros(16000, np.float32), clips["long"]])
+    session = {"input_audio_format": {"type": "audio/pcm", "rate": 16000},
+               "turn_detection": {"type": "server_vad", "silence_duration_ms": 240}}
+    msgs = asyncio.run(rt_session(urls[0], session, audio, commit=False))
+    assert sum(m["type"].endswith("transcription.completed") for m in msgs) >= 2

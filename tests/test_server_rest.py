@@ -37,6 +37,7 @@ def client(server):
 def test_openai_json_text_and_verbose(client, asr, wav):
     path, audio = wav
     expected = asr.transcribe(audio, 16000, language="de-DE", chunk_ms=560)
+    assert expected.text and expected.words
     with open(path, "rb") as f:
         t = client.audio.transcriptions.create(model="tiny", file=f, language="de-DE",
                                                extra_body={"chunk_ms": 560})
@@ -66,6 +67,7 @@ def test_caption_formats(client, asr, wav, fmt):
 def test_openai_streaming_sse(client, asr, wav):
     path, audio = wav
     expected = asr.transcribe(audio, 16000, language="auto")
+    assert expected.text
     with open(path, "rb") as f:
         events = list(client.audio.transcriptions.create(model="tiny", file=f, language="auto", stream=True))
     assert events[-1].type == "transcript.text.done"

@@ -20,6 +20,7 @@ def test_deepgram_sdk_live(asr, clips):
     audio = np.concatenate([clips["normal"], clips["long"]])
     pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
     expected = asr.transcribe(pcm.astype(np.float32) / 32768, 16000, language="en-US", chunk_ms=320)
+    assert expected.text
     with serve_in_thread(create_app(asr, ServerConfig(api_keys=("dg-key",), endpoint_blank_ms=None))) as http:
         ws = http.replace("http", "ws")
         env = DeepgramClientEnvironment(base=http, production=ws, agent=ws, agent_rest=http)

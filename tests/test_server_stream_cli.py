@@ -19,6 +19,7 @@ def test_stream_file_and_stdin(asr, clips, tmp_path, capsys, monkeypatch):
     path = tmp_path / "a.wav"
     sf.write(path, pcm, 16000, subtype="PCM_16")
     expected = asr.transcribe(pcm.astype(np.float32) / 32768, 16000, chunk_ms=320).text
+    assert expected
     with serve_in_thread(create_app(asr, ServerConfig(endpoint_blank_ms=None, api_keys=("k",)))) as http:
         url = http.replace("http", "ws")
         assert main(["stream", str(path), "--url", url, "--fast", "--chunk-ms", "320", "--api-key", "k"]) == 0

@@ -75,13 +75,17 @@ def calibrate(recognizer: Recognizer, chunk_ms: int | None = None, margin: float
         if times[-1] > budget or b >= limit:
             break
         b = min(2 * b, limit)
-    limited = times[-1] <= budget
-    if limited:
-        capacity = sizes[-1]
-    elif len(sizes) == 1:
-        capacity = 1  # not even one stream in real time; serve one anyway
-    else:
-        (b0, t0), (b1, t1) = (sizes[-2], times[-2]), (sizes[-1], times[-1])
-        capacity = b0 + int((budget - t0) / (t1 - t0) * (b1 - b0))
+    capacity, limited = derive_capacity(sizes, times, budget)
     return Calibration(chunk_ms=round(chunk_s * 1000), margin=margin, batch_sizes=tuple(sizes), step_s=tuple(times),
-                       capacity=max(1, capacity), limited=limited, seconds=time.perf_counter() - start)
+                       capacity=capacity, limited=limited, seconds=time.perf_counter() - start)
+
+
+def derive_capacity(sizes: list[int], times: list[float], budget_s: float) -> tuple[int, bool]:
+    """(capacity, limited) from step times at increasing batch sizes: the largest batch whose step
+    fits ``budget_s``, interpolated between the last size that fits and the first that does not."""
+    if times[-1] <= budget_s:
+        return sizes[-1], True
+    if len(sizes) == 1:
+        return 1, False  # not even one stream in real time; serve one anyway
+    (b0, t0), (b1, t1) = (sizes[-2], times[-2]), (sizes[-1], times[-1])
+    return max(1, b0 + int((budget_s - t0) / (t1 - t0) * (b1 - b0))), False
