@@ -1,0 +1,47 @@
+"""``onepass export --format onnx``: the files, their metadata, and user errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import onepass
+from onepass import OnePassError
+from onepass.cli.main import main
+
+ort = pytest.importorskip("onnxruntime")
+
+
+def test_cli_export_writes_the_sherpa_and_backend_files(hf_dir, tmp_path, capsys):
+    out = tmp_path / "onnx"
+    assert main(["export", "--model", hf_dir, "--format", "onnx", "--out", str(out), "--chunk-ms", "160"]) == 0
+    printed = capsys.readouterr().out
+    for name in ("encoder.onnx", "decoder.onnx", "joiner.onnx", "tokens.txt", "onepass_core.onnx"):
+        assert (out / name).exists() and name in printed
+    meta = ort.InferenceSession(str(out / "encoder.onnx")).get_modelmeta().custom_metadata_map
+    assert meta["window_size"] == meta["chunk_shift"] == "16" and meta["chunk_ms"] == "160"
+    manifest = json.loads((out / "onepass_onnx.json").read_text())
+    assert manifest["quantize"] == "none" and manifest["chunk_ms"] == 160
+    # the backend graph serves any chunk size, not only the exported sherpa one
+    asr = onepass.load_model(hf_dir, backend="onnxruntime", onnx_dir=out, threads=1)
+    ref = onepass.load_model(hf_dir)
+    audio = (0.1 * __import__("numpy").random.default_rng(0).standard_normal(20000)).astype("float32")
+    assert asr.transcribe(audio, 16000, chunk_ms=1120).token_ids == ref.transcribe(audio, 16000, chunk_ms=1120).token_ids
+
+
+def test_export_user_errors(hf_dir, hf_en_dir, tmp_path, capsys):
+    assert main(["export", "--model", hf_en_dir, "--out", str(tmp_path / "x"), "--chunk-ms", "320"]) == 2
+    assert "320" in capsys.readouterr().err
+    with pytest.raises(OnePassError, match="no onepass_core.onnx"):
+        onepass.load_model(hf_dir, backend="onnxruntime", onnx_dir=tmp_path)
+    with pytest.raises(OnePassError, match="unknown backend"):
+        onepass.load_model(hf_dir, backend="tensorrt")
+
+
+def test_backend_refuses_a_graph_of_another_model(hf_dir, hf_en_dir, tmp_path):
+    from onepass.onnx.export import ExportSettings, export_onnx
+
+    export_onnx(onepass.load_model(hf_en_dir), tmp_path, ExportSettings(sherpa=False))
+    with pytest.raises(OnePassError, match="different model"):
+        onepass.load_model(hf_dir, backend="onnxruntime", onnx_dir=tmp_path)
