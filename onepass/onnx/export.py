@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
 import warnings
 from dataclasses import asdict, dataclass
@@ -205,6 +204,7 @@ def _export(module, inputs, path: Path, names, out_names, dynamic_axes, meta: di
             settings: ExportSettings) -> None:
     import onnx
 
+    big = _module_bytes(module) > EXTERNAL_DATA_BYTES
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         raw = Path(tmp) / "raw.onnx"
         torch.onnx.export(module, inputs, str(raw), input_names=names, output_names=out_names,
@@ -212,8 +212,8 @@ def _export(module, inputs, path: Path, names, out_names, dynamic_axes, meta: di
         if quantize != "none":
             logging.disable(logging.WARNING)  # the quantizers log every node they skip
             try:
-                raw = (_quantize_int8(raw, Path(tmp), settings.int8_weights) if quantize == "int8"
-                       else _quantize_int4(raw, Path(tmp), settings.int4_block_size))
+                raw = (_quantize_int8(raw, Path(tmp), settings.int8_weights, big) if quantize == "int8"
+                       else _quantize_int4(raw, Path(tmp), settings.int4_block_size, big))
             finally:
                 logging.disable(logging.NOTSET)
         proto = onnx.load(str(raw))
@@ -231,15 +231,26 @@ def _save(proto, path: Path) -> None:
     for p in (path, data):
         if p.exists():
             p.unlink()
-    big = proto.ByteSize() > EXTERNAL_DATA_BYTES
-    if big:
+    if _proto_bytes(proto) > EXTERNAL_DATA_BYTES:
         onnx.save_model(proto, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
                         location=data.name, size_threshold=1024)
     else:
         onnx.save_model(proto, str(path))
 
 
-def _quantize_int8(raw: Path, tmp: Path, weights: str) -> Path:
+def _module_bytes(module: torch.nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in list(module.parameters()) + list(module.buffers()))
+
+
+def _proto_bytes(proto) -> int:
+    """Size of the weights (ByteSize() itself fails past the 2 GB protobuf limit)."""
+    total = 0
+    for t in proto.graph.initializer:
+        total += len(t.raw_data) + 4 * (len(t.float_data) + len(t.int32_data)) + 8 * len(t.int64_data)
+    return total
+
+
+def _quantize_int8(raw: Path, tmp: Path, weights: str, big: bool) -> Path:
     """Dynamic 8-bit, per-channel weights, for every MatMul with a constant weight (the encoder's
     linears, including the conformer's pointwise convs, which onepass already runs as GEMMs).
 
@@ -255,11 +266,11 @@ def _quantize_int8(raw: Path, tmp: Path, weights: str) -> Path:
     quantize_dynamic(str(raw), str(dst), per_channel=True,
                      weight_type=QuantType.QUInt8 if weights == "u8" else QuantType.QInt8,
                      op_types_to_quantize=["MatMul"], extra_options={"MatMulConstBOnly": True},
-                     use_external_data_format=os.path.getsize(raw) > EXTERNAL_DATA_BYTES)
+                     use_external_data_format=big)
     return dst
 
 
-def _quantize_int4(raw: Path, tmp: Path, block_size: int) -> Path:
+def _quantize_int4(raw: Path, tmp: Path, block_size: int, big: bool) -> Path:
     """4-bit MatMulNBits (symmetric, per block), accuracy level 4 (int8 activations on CPU)."""
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
@@ -268,5 +279,5 @@ def _quantize_int4(raw: Path, tmp: Path, block_size: int) -> Path:
     q = MatMulNBitsQuantizer(model, block_size=block_size, is_symmetric=True, accuracy_level=4)
     q.process()
     dst = tmp / "int4.onnx"
-    q.model.save_model_to_file(str(dst), use_external_data_format=q.model.model.ByteSize() > EXTERNAL_DATA_BYTES)
+    q.model.save_model_to_file(str(dst), use_external_data_format=big)
     return dst
