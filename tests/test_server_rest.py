@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import numpy as np
@@ -130,3 +131,21 @@ def test_browser_page_served(server):
     r = httpx.get(f"{server}/")
     assert r.status_code == 200 and "text/html" in r.headers["content-type"]
     assert "/v1/listen" in r.text and 'id="language"' in r.text and 'id="chunk"' in r.text and "lag" in r.text
+
+
+def test_sse_client_vanishing_frees_its_place(asr, wav):
+    """A client that drops an SSE response midway must not keep its admission lease."""
+    path, _ = wav
+    app = create_app(asr, ServerConfig(max_streams=1, chunk_ms=160))
+    with serve_in_thread(app) as url:
+        for _ in range(2):
+            with open(path, "rb") as f, httpx.stream("POST", f"{url}/v1/audio/transcriptions", files={"file": f},
+                                                     data={"stream": "true"}, timeout=60) as r:
+                assert r.status_code == 200
+                next(line for line in r.iter_lines() if line.startswith("data:"))  # then hang up
+            for _ in range(200):
+                if httpx.get(f"{url}/health").json()["active_streams"] == 0 and not app.state.onepass.runner.engine.streams:
+                    break
+                time.sleep(0.05)
+            assert httpx.get(f"{url}/health").json()["active_streams"] == 0
+            assert not app.state.onepass.runner.engine.streams

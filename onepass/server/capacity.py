@@ -19,7 +19,7 @@ from ..audio import SAMPLE_RATE
 from ..engine import Engine, EngineConfig
 from ..recognizer import FRAME_S, Recognizer
 
-MEASURED_STEPS = 2  # timed steps per batch size, after one warm-up step
+MEASURED_STEPS = 3  # timed steps per batch size (median), after one warm-up step
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ def calibrate(recognizer: Recognizer, chunk_ms: int | None = None, margin: float
     r = recognizer.config.right_context_for_chunk_ms(chunk_ms)
     chunk_s = (r + 1) * FRAME_S
     budget = margin * chunk_s
+    time_step(recognizer, 1, chunk_ms)  # warm-up: first-call costs (allocator, kernel selection) not counted
     sizes, times = [], []
     b = 1
     while True:

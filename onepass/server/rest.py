@@ -73,8 +73,8 @@ async def transcriptions(request: Request, file: UploadFile = File(...), model: 
     try:
         transcript = await _collect(events)
     finally:
-        await state.runner.close(sid)
         lease.release()
+        state.runner.close_soon(sid)
     if transcript is None:
         return error_response(500, "internal engine error", "server_error")
     if response_format == "json":
@@ -135,6 +135,6 @@ async def _sse(state, sid: int, events: asyncio.Queue, lease):
             if delta:
                 sent += delta
                 yield f"data: {TextDelta(delta=delta).model_dump_json()}\n\n"
-    finally:
-        await state.runner.close(sid)
+    finally:  # also when the client went away: this generator is then cancelled and may not await
         lease.release()
+        state.runner.close_soon(sid)

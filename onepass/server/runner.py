@@ -123,12 +123,17 @@ class EngineRunner:
         await self.call(lambda e: e.finish(sid))
 
     async def close(self, sid: int) -> None:
+        await self.close_soon(sid)
+
+    def close_soon(self, sid: int) -> asyncio.Future:
+        """Drop a stream; queued at once, so it happens even when the caller is being cancelled
+        (a client gone mid-response) and cannot await anything more."""
         def _close(engine: Engine) -> None:
             self._queues.pop(sid, None)
             self._flushes.pop(sid, None)
             engine.close(sid)
 
-        await self.call(_close)
+        return self.call(_close)
 
     # ---- engine thread -----------------------------------------------------------------
     def _run(self) -> None:

@@ -74,17 +74,19 @@ class Session:
             code = CLOSE_CODES.get(outcome)
         except Exception:  # noqa: BLE001 - a broken connection ends this stream only
             code = None
-        finally:
+        finally:  # bookkeeping first: if this task is being cancelled, the awaits below may not run
             for t in (reader, writer, stopper):
                 t.cancel()
-            await asyncio.gather(reader, writer, stopper, return_exceptions=True)
-            await self.runner.close(self.sid)
-            if code is not None:
-                with contextlib.suppress(Exception):
-                    await self.ws.close(code)
+            self.runner.close_soon(self.sid)
             self.recorder.close()
             self._live.discard(self)
-            self.done.set()
+            try:
+                await asyncio.gather(reader, writer, stopper, return_exceptions=True)
+                if code is not None:
+                    with contextlib.suppress(Exception):
+                        await self.ws.close(code)
+            finally:
+                self.done.set()
 
     async def _read(self) -> str:
         limit = self.config.max_message_bytes
