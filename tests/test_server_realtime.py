@@ -146,3 +146,50 @@ def test_server_vad_silence_duration_per_session(urls, clips):
                "turn_detection": {"type": "server_vad", "silence_duration_ms": 240}}
     msgs = asyncio.run(rt_session(urls[0], session, audio, commit=False))
     assert sum(m["type"].endswith("transcription.completed") for m in msgs) >= 2
+
+
+def test_official_openai_realtime_client(asr, clips):
+    """The openai package's realtime client (GA session shape) on a server with one place: the
+    session update re-opens the stream in that place; the completed transcript is exact."""
+    openai = pytest.importorskip("openai")
+    audio = np.concatenate([clips["normal"], clips["odd_length"]])
+    expected = asr.transcribe(int16_float(audio), 16000, language="es", chunk_ms=560).text
+    assert expected
+    with serve_in_thread(create_app(asr, ServerConfig(max_streams=1, api_keys=("sk-rt",)))) as http:
+        client = openai.OpenAI(base_url=f"{http}/v1", api_key="sk-rt", max_retries=0)
+        with client.realtime.connect(model="onepass", extra_query={"intent": "transcription"}) as conn:
+            assert conn.recv().type == "transcription_session.created"
+            conn.session.update(session={"type": "transcription", "audio": {"input": {
+                "format": {"type": "audio/pcm", "rate": 16000}, "turn_detection": None,
+                "transcription": {"model": "onepass", "language": "es"}}}, "chunk_ms": 560})
+            assert conn.recv().type == "transcription_session.updated"
+            for b64 in b64pcm(audio):
+                conn.input_audio_buffer.append(audio=b64)
+            conn.input_audio_buffer.commit()
+            deltas = []
+            for ev in conn:
+                assert ev.type != "error", ev
+                if ev.type == "conversation.item.input_audio_transcription.delta":
+                    deltas.append(ev.delta)
+                elif ev.type == "conversation.item.input_audio_transcription.completed":
+                    break
+    assert ev.transcript == expected == "".join(deltas)
+
+
+def test_bad_session_formats_are_errors(urls):
+    async def run():
+        codes = []
+        async with connect(f"{urls[0]}/v1/realtime?intent=transcription") as ws:
+            await ws.recv()
+            for session in ({"input_audio_format": {"type": "audio/pcm", "rate": "fast"}},
+                            {"input_audio_format": "g711_ulaw"}, {"input_audio_format": "pcm16_x"},
+                            {"input_audio_format": {"type": "audio/pcm", "rate": 0}},
+                            {"input_audio_transcription": {"language": "xx-XX"}},
+                            {"audio": {"input": {"transcription": {"language": 5}}}}):
+                await ws.send(json.dumps({"type": "session.update", "session": session}))
+                codes.append(json.loads(await ws.recv())["error"]["code"])
+            await ws.send(json.dumps({"type": "session.update", "session": {"turn_detection": None}}))
+            codes.append(json.loads(await ws.recv())["type"])  # the session still works
+        return codes
+
+    assert asyncio.run(run()) == ["invalid_format"] * 3 + ["invalid_session"] * 3 + ["transcription_session.updated"]

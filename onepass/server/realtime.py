@@ -19,7 +19,7 @@ import numpy as np
 from fastapi import WebSocket
 from pydantic import ValidationError
 
-from ..audio import decode_pcm
+from ..audio import check_rate, decode_pcm
 from ..engine import StreamEvent
 from ..errors import OnePassError
 from .gate import admit
@@ -114,21 +114,38 @@ class RealtimeSession(Session):
             return
         rate, language, chunk_ms = self.rate, self.language, self.chunk_ms
         fmt = cfg.input_audio_format if cfg.input_audio_format is not None else inp.get("format")
-        if isinstance(fmt, dict):
-            rate = int(fmt.get("rate", OPENAI_RATE))
-        elif isinstance(fmt, str):
-            if not fmt.startswith("pcm16"):
-                await self.error(f"input_audio_format {fmt!r} is not supported; use pcm16", "invalid_format",
-                                 "input_audio_format", ev.event_id)
-                return
-            rate = int(fmt.split("_", 1)[1]) if "_" in fmt else OPENAI_RATE
+        try:
+            if isinstance(fmt, dict):
+                if fmt.get("type", "audio/pcm") not in ("audio/pcm", "pcm16"):
+                    raise ValueError(f"format type {fmt.get('type')!r}")
+                rate = fmt.get("rate", OPENAI_RATE)
+                if isinstance(rate, bool) or not isinstance(rate, int):
+                    raise ValueError(f"rate {rate!r}")
+            elif isinstance(fmt, str):
+                if not fmt.startswith("pcm16"):
+                    raise ValueError(repr(fmt))
+                rate = int(fmt.split("_", 1)[1]) if "_" in fmt else OPENAI_RATE
+        except ValueError as exc:
+            await self.error(f"unsupported input audio format ({exc}); use pcm16 (24 kHz) or "
+                             "{\"type\": \"audio/pcm\", \"rate\": 16000}", "invalid_format", "input_audio_format",
+                             ev.event_id)
+            return
         t = cfg.input_audio_transcription or inp.get("transcription")
-        if isinstance(t, dict):
-            t = RTTranscription.model_validate(t)
+        try:
+            if isinstance(t, dict):
+                t = RTTranscription.model_validate(t)
+        except ValidationError as exc:
+            await self.error(f"bad transcription settings: {exc}", "invalid_session", "transcription", ev.event_id)
+            return
         if t is not None:
             language, self.model = t.language or language, t.model or self.model
-        if cfg.chunk_ms is not None:
-            chunk_ms = cfg.chunk_ms
+        top = session.get("chunk_ms")  # ours; in the GA shape it may sit beside "audio"
+        if cfg.chunk_ms is not None or top is not None:
+            chunk_ms = cfg.chunk_ms if cfg.chunk_ms is not None else top
+            if isinstance(chunk_ms, bool) or not isinstance(chunk_ms, int):
+                await self.error(f"chunk_ms must be whole milliseconds, got {chunk_ms!r}", "invalid_session",
+                                 "chunk_ms", ev.event_id)
+                return
         vad_changed = "turn_detection" in inp and cfg.turn_detection != self.vad
         if "turn_detection" in inp:
             self.vad = cfg.turn_detection
@@ -137,13 +154,17 @@ class RealtimeSession(Session):
                 await self.error("audio format, language and chunk size cannot change after audio was "
                                  "appended; open a new connection", "session_locked", "session", ev.event_id)
                 return
-            try:
-                sid, _ = await self.runner.open(language, chunk_ms, rate, self.events, endpoint_ms=self.endpoint_ms)
+            recognizer = self.ws.app.state.onepass.recognizer
+            try:  # check first: the old stream is closed before the new one opens (it holds the place)
+                check_rate(rate)
+                recognizer.language(language)
+                recognizer.config.right_context_for_chunk_ms(chunk_ms)
             except OnePassError as exc:
                 await self.error(str(exc), "invalid_session", "session", ev.event_id)
                 return
             await self.runner.close(self.sid)
-            self.sid, self.rate, self.language, self.chunk_ms = sid, rate, language, chunk_ms
+            self.sid, _ = await self.runner.open(language, chunk_ms, rate, self.events, endpoint_ms=self.endpoint_ms)
+            self.rate, self.language, self.chunk_ms = rate, language, chunk_ms
         elif vad_changed:
             await self.runner.set_endpointing(self.sid, self.endpoint_ms)
         await self.send(RTSessionEvent(type=f"{self.prefix}.updated", event_id=_id("event"), session=self._session()))

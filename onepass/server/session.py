@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 
 from fastapi import WebSocket
@@ -17,6 +18,7 @@ from ..engine import StreamEvent
 from ..errors import OnePassError
 from .recording import Recorder
 
+log = logging.getLogger("onepass.server")
 FLUSH_TIMEOUT_S = 120.0  # after the client's close request, wait this long for the last results
 # 1001 "going away": the server is shutting down (after the stream's last results)
 CLOSE_CODES = {"close": 1000, "shutdown": 1001, "timeout": 1011, "oversize": 1009, "error": 1011, "closed": 1000}
@@ -110,6 +112,9 @@ class Session:
                     return "close"
             except OnePassError as exc:
                 await self.on_error(str(exc))
+            except Exception as exc:  # noqa: BLE001 - a bug must not end the stream silently
+                log.exception("error handling a client message")
+                await self.on_error(f"could not handle the message ({type(exc).__name__}); it was ignored")
 
     async def _write(self) -> str:
         while True:
