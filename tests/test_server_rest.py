@@ -143,9 +143,10 @@ def test_sse_client_vanishing_frees_its_place(asr, wav):
                                                      data={"stream": "true"}, timeout=60) as r:
                 assert r.status_code == 200
                 next(line for line in r.iter_lines() if line.startswith("data:"))  # then hang up
+            runner = app.state.onepass.runner
             for _ in range(200):
-                if httpx.get(f"{url}/health").json()["active_streams"] == 0 and not app.state.onepass.runner.engine.streams:
+                if httpx.get(f"{url}/health").json()["active_streams"] == 0 and not runner.engine.streams:
                     break
                 time.sleep(0.05)
             assert httpx.get(f"{url}/health").json()["active_streams"] == 0
-            assert not app.state.onepass.runner.engine.streams
+            assert not runner.engine.streams

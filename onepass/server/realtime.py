@@ -4,8 +4,8 @@ Audio is base64 PCM16 in ``input_audio_buffer.append`` (24 kHz like OpenAI, or t
 the session). With ``turn_detection`` server_vad (default) our endpointing ends items after
 ``silence_duration_ms`` without new words; with null, items end on ``input_audio_buffer.commit``.
 A commit decodes all audio appended so far (the last partial chunk included) and completes the
-item; later audio starts a fresh segment. ``clear`` discards what was not yet transcribed. Text streams as ``...delta`` and each item
-ends with ``...completed``.
+item; later audio starts a fresh segment. ``clear`` discards what was not yet transcribed.
+Text streams as ``...delta`` and each item ends with ``...completed``.
 """
 
 from __future__ import annotations
