@@ -33,6 +33,7 @@ from build import ModelConfig, build_model_and_processor, save_hf, train_sentenc
 from rnnt_loss import rnnt_loss  # noqa: E402
 
 PROMPT_SLOT = {"en-US": 0, "es-ES": 2, "de-DE": 9}
+AUTO_SLOT = 101  # "auto" in the real prompt dictionary (the model's default_prompt_id)
 
 
 @dataclass
@@ -54,6 +55,13 @@ class TrainConfig:
     time_masks: int = 2
     time_mask_width: int = 20  # mel frames
     ctc_weight: float = 0.3  # auxiliary CTC head on the projected encoder output (dropped at export)
+    rnnt_start_step: int = 0  # CTC-only warm start: RNN-T weight 0 before this step, then a linear ramp
+    rnnt_ramp_steps: int = 200
+    pred_input_drop: float = 0.0  # prediction-net inputs replaced by the start symbol (blank) with this
+    # probability, so that the prediction net alone cannot model the text (the "language-model only" trap)
+    auto_prompt_prob: float = 0.0  # an utterance gets the "auto" slot (101) instead of its language's
+    sortagrad_epochs: int = 0  # the first N epochs go through the batches from short to long clips
+    prior_init: bool = True  # output biases (CTC head, joint head) start at the label / blank log-priors
     freeze_subsampling_convs: bool = True  # keep the 3 subsampling convs at their (normalised) random init
     model: ModelConfig = field(default_factory=ModelConfig)
 
@@ -94,8 +102,8 @@ def prepare(cfg: TrainConfig, corpus: Path, out: Path):
     return rows, str(spm_path), torch.load(feats_path)
 
 
-def make_batches(lengths: list[int], cfg: TrainConfig, rng: random.Random) -> list[list[int]]:
-    """Length-bucketed batches (sorted with a little jitter), shuffled."""
+def make_batches(lengths: list[int], cfg: TrainConfig, rng: random.Random, shuffle: bool = True) -> list[list[int]]:
+    """Length-bucketed batches (sorted with a little jitter), shuffled (else short to long)."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i] + rng.uniform(0, 40))
     batches, cur, cur_max = [], [], 0
     for i in order:
@@ -107,7 +115,8 @@ def make_batches(lengths: list[int], cfg: TrainConfig, rng: random.Random) -> li
         cur_max = m
     if cur:
         batches.append(cur)
-    rng.shuffle(batches)
+    if shuffle:
+        rng.shuffle(batches)
     return batches
 
 
@@ -186,6 +195,38 @@ def init_subsampling_(model, feats: list[torch.Tensor]) -> None:
     print(f"subsampling re-initialised (features mean {mu:.2f} std {sd:.2f}, output rms was {rms:.3f})", flush=True)
 
 
+def init_output_priors_(model, ctc_head, labels: list[list[int]], enc_lengths: list[int]) -> None:
+    """Start the CTC head's and the joint head's biases at the log-priors of the outputs.
+
+    Root cause of the earlier "audio ignored" runs: at the start the fastest way to lower either loss is
+    to predict the label/blank prior, which does not depend on the audio. With the output biases at 0,
+    every layer of the encoder is pushed to emit one constant vector; in the failed run the branch outputs
+    of every conformer block became >95 % constant over time and across clips and the dependence on the
+    input shrank ~4x per layer (post-LN normalises the constant, crushing the audio part) - the encoder
+    output became the same for every clip and the gradient that could have undone it vanished with it.
+    Starting the biases at the prior removes that constant pull: on an 8-clip overfit the CTC loss with
+    the true audio fell to 1.7 by step 40 (7.4 with swapped audio), against 2.3 vs 2.3 at step 120 without.
+    CTC: blank share = 1 - labels/frames; RNN-T lattice: blank share = frames / (frames + labels).
+    """
+    V = model.config.vocab_size
+    blank = model.config.blank_token_id
+    counts = torch.ones(V)
+    for lab in labels:
+        counts += torch.bincount(torch.tensor(lab, dtype=torch.long), minlength=V).float()
+    counts[blank] = 0.0
+    unigram = counts / counts.sum()
+    n_lab, n_frames = float(sum(len(x) for x in labels)), float(sum(enc_lengths))
+    with torch.no_grad():
+        if ctc_head is not None:
+            p = unigram * (n_lab / n_frames)
+            p[blank] = 1.0 - n_lab / n_frames
+            ctc_head.bias.copy_(p.log())
+        p = unigram * (n_lab / (n_frames + n_lab))
+        p[blank] = n_frames / (n_frames + n_lab)
+        model.joint.head.bias.copy_(p.log())
+    print(f"output biases at the log-priors (labels/frame {n_lab / n_frames:.3f})", flush=True)
+
+
 def lr_at(step: int, cfg: TrainConfig, p: float | None = None) -> float:
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
@@ -193,22 +234,51 @@ def lr_at(step: int, cfg: TrainConfig, p: float | None = None) -> float:
     return cfg.lr * (cfg.lr_floor + (1 - cfg.lr_floor) * 0.5 * (1 + math.cos(math.pi * p)))
 
 
-def rnnt_forward(model, feats, mask, prompt_ids, targets, target_lengths, r: int, ctc_head=None):
-    """(mean-volume RNN-T loss, mean-volume CTC loss or 0) for one batch (NLL sums / number of labels)."""
+def rnnt_forward(model, feats, mask, prompt_ids, targets, target_lengths, r: int, ctc_head=None, with_rnnt=True,
+                 pred_inputs=None):
+    """(mean-volume RNN-T loss or 0, mean-volume CTC loss or 0) for one batch (NLL sums / number of labels)."""
     blank = model.config.blank_token_id
     enc = model.get_audio_features(input_features=feats, attention_mask=mask, prompt_ids=prompt_ids,
                                    num_lookahead_tokens=r).pooler_output  # [B, T', H]
     enc_len = model.encoder._get_output_attention_mask(mask, target_length=enc.shape[1]).sum(-1)
-    dec_in = torch.cat([torch.full((targets.shape[0], 1), blank, dtype=torch.long), targets], dim=1)
-    dec = model.decoder(dec_in)  # [B, U+1, H]
-    logits = model.joint(decoder_hidden_states=dec[:, None, :, :], encoder_hidden_states=enc[:, :, None, :])
-    nll = rnnt_loss(logits, targets, enc_len, target_lengths, blank)
+    nll = torch.zeros(1)
+    if with_rnnt:
+        dec_in = torch.cat([torch.full((targets.shape[0], 1), blank, dtype=torch.long),
+                            targets if pred_inputs is None else pred_inputs], dim=1)
+        dec = model.decoder(dec_in)  # [B, U+1, H]
+        logits = model.joint(decoder_hidden_states=dec[:, None, :, :], encoder_hidden_states=enc[:, :, None, :])
+        nll = rnnt_loss(logits, targets, enc_len, target_lengths, blank)
     ctc = torch.zeros(())
     if ctc_head is not None:
         lp = ctc_head(enc).log_softmax(-1).transpose(0, 1)  # [T', B, V]
         ctc = torch.nn.functional.ctc_loss(lp, targets, enc_len, target_lengths, blank=blank,
                                            reduction="sum", zero_infinity=True) / target_lengths.sum()
     return nll.sum() / target_lengths.sum(), ctc
+
+
+def rnnt_weight(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.rnnt_start_step:
+        return 0.0
+    return min(1.0, (step - cfg.rnnt_start_step + 1) / max(1, cfg.rnnt_ramp_steps)) if cfg.rnnt_start_step else 1.0
+
+
+def audio_use(model, ctc_head, feats, labels, prompts, idx: list[int]) -> tuple[float, float, float, float]:
+    """(RNN-T, CTC) loss of clips ``idx`` with their own audio and with each clip's audio rolled to the next
+    clip (no grad, eval mode, r = 13). The swapped losses must be clearly higher once the audio is used."""
+    x = torch.nn.utils.rnn.pad_sequence([feats[i].float() for i in idx], batch_first=True)
+    xl = torch.tensor([len(feats[i]) for i in idx])
+    mask = (torch.arange(x.shape[1])[None] < xl[:, None]).long()
+    y = torch.nn.utils.rnn.pad_sequence([torch.tensor(labels[i]) for i in idx], batch_first=True)
+    yl = torch.tensor([len(labels[i]) for i in idx])
+    pid = torch.tensor([prompts[i] for i in idx])
+    perm = torch.roll(torch.arange(len(idx)), 1)
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        rn, ctc = rnnt_forward(model, x, mask, pid, y, yl, 13, ctc_head)
+        rn2, ctc2 = rnnt_forward(model, x[perm], mask[perm], pid, y, yl, 13, ctc_head)
+    model.train(was)
+    return float(rn), float(ctc), float(rn2), float(ctc2)
 
 
 def main() -> None:
@@ -220,6 +290,7 @@ def main() -> None:
     ap.add_argument("--total-steps", type=int, help="override TrainConfig.total_steps")
     ap.add_argument("--max-steps", type=int, help="stop after this step (default: total_steps)")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--pid-file", type=Path, help="write this process's PID here (so it can be paused)")
     ap.add_argument("--reinit-subsampling", action="store_true",
                     help="with --resume: re-initialise the subsampling stack (see init_subsampling_) and the "
                          "optimizer (used once in the shipped run, whose first 1,600 steps had a dead subsampling)")
@@ -229,6 +300,8 @@ def main() -> None:
     args = ap.parse_args()
 
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.pid_file:
+        args.pid_file.write_text(f"{os.getpid()}\n")
     ckpt_path = args.out / "ckpt.pt"
     if args.resume and ckpt_path.exists():
         cfg = load_config(str(args.out / "config.json"))
@@ -255,6 +328,9 @@ def main() -> None:
     if not args.resume:
         init_weights_(model, feats)
     ctc_head = torch.nn.Linear(cfg.model.decoder_hidden_size, model.config.vocab_size) if cfg.ctc_weight else None
+    if not args.resume and cfg.prior_init:
+        enc_lengths = model._get_subsampling_output_length(torch.tensor(lengths)).tolist()
+        init_output_priors_(model, ctc_head, labels, enc_lengths)
     if cfg.freeze_subsampling_convs:
         # Adam drove these ReLU convs dead in two runs (constant output, audio ignored); random conv
         # features keep the information and the trainable projection after them does the rest.
@@ -297,12 +373,15 @@ def main() -> None:
             p = max(p, p0 + (1 - p0) * (time.time() - t0) / (60 * args.deadline_min))
         return min(1.0, p)
 
+    # fixed clips for the audio-use check: 4 per language, similar lengths
+    check_idx = [i for lang in PROMPT_SLOT for i in [j for j, r in enumerate(rows) if r["lang"] == lang][:4]]
     model.train()
     t_start, t_log, loss_acc, ctc_acc, n_acc = time.time(), time.time(), 0.0, 0.0, 0
     done = False
     while not done:
         if not batches:
-            batches = make_batches(lengths, cfg, random.Random(cfg.seed * 7919 + epoch))
+            batches = make_batches(lengths, cfg, random.Random(cfg.seed * 7919 + epoch),
+                                   shuffle=epoch >= cfg.sortagrad_epochs)
             epoch += 1
         b = batches.pop(0)
         B = len(b)
@@ -320,15 +399,22 @@ def main() -> None:
             y[j, : len(labels[i])] = torch.tensor(labels[i])
         yl = torch.tensor([len(labels[i]) for i in b])
         pid = torch.tensor([prompts[i] for i in b])
+        if cfg.auto_prompt_prob:
+            pid = torch.where(torch.rand(B, generator=g) < cfg.auto_prompt_prob, torch.full_like(pid, AUTO_SLOT), pid)
         r = cfg.model.right_contexts[int(torch.randint(len(cfg.model.right_contexts), (1,), generator=g))]
         for pg in opt.param_groups:
             pg["lr"] = lr_at(step, cfg, current_progress()) * (1.0 if rewarm_from is None else min(1.0, (step - rewarm_from + 1) / 100))
-        rnnt, ctc = rnnt_forward(model, x, mask, pid, y, yl, r, ctc_head)
-        loss = rnnt + cfg.ctc_weight * ctc
+        w_rnnt = rnnt_weight(step, cfg)
+        y_in = None
+        if cfg.pred_input_drop:
+            y_in = torch.where(torch.rand(y.shape, generator=g) < cfg.pred_input_drop, torch.full_like(y, blank), y)
+        rnnt, ctc = rnnt_forward(model, x, mask, pid, y, yl, r, ctc_head, with_rnnt=w_rnnt > 0, pred_inputs=y_in)
+        loss = w_rnnt * rnnt + cfg.ctc_weight * ctc
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        model.decoder.embedding.weight.grad[blank].zero_()
-        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        if model.decoder.embedding.weight.grad is not None:
+            model.decoder.embedding.weight.grad[blank].zero_()
+        gn = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         if torch.isfinite(gn):
             opt.step()
         step += 1
@@ -338,7 +424,7 @@ def main() -> None:
         n_acc += 1
         if step % cfg.log_every == 0:
             dt = time.time() - t_log
-            print(f"step {step} epoch {epoch} rnnt {loss_acc / n_acc:.3f} ctc {ctc_acc / n_acc:.3f} lr {opt.param_groups[0]['lr']:.2e} "
+            print(f"step {step} epoch {epoch} rnnt {loss_acc / n_acc:.3f} ctc {ctc_acc / n_acc:.3f} lr {opt.param_groups[0]['lr']:.2e} w_rnnt {w_rnnt:.2f} "
                   f"gnorm {float(gn):.2f} {dt / n_acc:.2f}s/step elapsed {(time.time() - t_start) / 60:.1f}m",
                   flush=True)
             t_log, loss_acc, ctc_acc, n_acc = time.time(), 0.0, 0.0, 0
@@ -351,7 +437,9 @@ def main() -> None:
             model.eval()
             save_hf(model, processor, args.out / "hf_last")
             model.train()
-            print(f"checkpoint step {step}", flush=True)
+            rn, c, rn2, c2 = audio_use(model, ctc_head, feats, labels, prompts, check_idx)
+            print(f"checkpoint step {step} audio check (r=13, 12 clips): rnnt {rn:.3f} vs swapped {rn2:.3f}, "
+                  f"ctc {c:.3f} vs swapped {c2:.3f}", flush=True)
 
 
 if __name__ == "__main__":
