@@ -20,11 +20,22 @@ from .audio import speech_like
 
 def export_dir(asr: Recognizer, quantize: str, chunk_ms: int, root: str | Path | None,
                log: Callable[[str], None]) -> tuple[Path, dict[str, int]]:
-    """Export (sherpa files for chunk_ms + onepass core) into root/<quantize>-<chunk> or a temp dir."""
-    from ..onnx.export import ExportSettings, export_onnx
+    """Export (sherpa files for chunk_ms + onepass core) into root/<quantize>-<chunk> or a temp dir;
+    an export already there from the same weights (manifest fingerprint) is reused."""
+    import json
+
+    from ..onnx.export import MANIFEST, ExportSettings, _size, export_onnx, fingerprint
 
     base = Path(root) if root else Path(tempfile.mkdtemp(prefix="onepass-bench-onnx-"))
     out = base / f"{quantize}-{chunk_ms}"
+    manifest = out / MANIFEST
+    if manifest.exists():
+        m = json.loads(manifest.read_text())
+        if (m.get("fingerprint"), m.get("quantize"), m.get("chunk_ms")) == (fingerprint(asr.model), quantize, chunk_ms):
+            files = {f.name: _size(f) for f in sorted(out.glob("*.onnx"))}
+            files["tokens.txt"] = _size(out / "tokens.txt")
+            log(f"reusing the {quantize} export in {out}")
+            return out, files
     start = time.monotonic()
     result = export_onnx(asr, out, ExportSettings(chunk_ms=chunk_ms, quantize=quantize))
     log(f"exported {quantize} ({chunk_ms} ms) in {time.monotonic() - start:.0f} s: "

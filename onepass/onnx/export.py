@@ -82,10 +82,21 @@ def export_onnx(asr: Recognizer, out_dir: str | Path, settings: ExportSettings =
         for m in packed:
             m.prepack()
     manifest = {"source": asr.info.source, "name": asr.info.name, "chunk_ms": (r + 1) * ENCODER_FRAME_MS,
-                "right_context": r, **asdict(settings)}
+                "right_context": r, "fingerprint": fingerprint(model), **asdict(settings)}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     sizes = {f: _size(out / f) for f in files}
     return ExportResult(str(out), sizes, (r + 1) * ENCODER_FRAME_MS, settings.quantize)
+
+
+def fingerprint(model) -> str:
+    """A short hash of a few weight tensors: tells whether an export came from these weights."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for t in (model.joint.head.weight, model.encoder.layers[0].self_attn.q_proj.weight,
+              model.encoder.layers[-1].feed_forward2.linear2.weight):
+        h.update(t.detach().reshape(-1)[:4096].float().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def _size(path: Path) -> int:
