@@ -24,7 +24,7 @@ def load_model(source, device="cpu", dtype="float32", backend="torch", onnx_dir=
     if backend == "onnxruntime":
         from .onnx import to_onnxruntime
 
-        return to_onnxruntime(asr, onnx_dir=onnx_dir, quantize=quantize, threads=threads)
+        return to_onnxruntime(asr, onnx_dir=onnx_dir, quantize=quantize, threads=threads, release=True)
     if backend != "torch":
         raise OnePassError(f"unknown backend {backend!r}; use torch or onnxruntime")
     return asr

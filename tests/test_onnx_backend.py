@@ -28,6 +28,9 @@ def test_backend_is_onnxruntime(ort_asr):
     from onepass.onnx.backend import OrtModel
 
     assert isinstance(ort_asr.model, OrtModel)
+    layer = ort_asr.model.encoder.layers[0]
+    # load_model(backend="onnxruntime") frees the torch copies ONNX Runtime holds (not the position projection)
+    assert layer.self_attn.q_proj.weight.numel() == 0 and layer.self_attn.relative_k_proj.weight.numel() > 0
     assert ort_asr.model.session.get_modelmeta().custom_metadata_map["onepass_graph"] == "encoder_core"
 
 

@@ -148,4 +148,5 @@ def prepare(pair, backend: str, quantize: str, export_root: str | None, sherpa: 
             info["agreement"] = [agreement(ref, pair.recognizer, clips, chunk_ms, language)]
             a = info["agreement"][0]
             log(f"{quantize} vs fp32: token error rate {100 * a['token_error_rate']:.2f}% over {a['ref_tokens']} tokens")
+        pair.recognizer.model.release_encoder_weights()  # the torch reference is not used again
     return info, d

@@ -10,10 +10,13 @@ from ..errors import OnePassError
 BACKENDS = ("torch", "onnxruntime")
 
 
-def to_onnxruntime(asr, onnx_dir: str | Path | None = None, quantize: str = "none", threads: int | None = None):
+def to_onnxruntime(asr, onnx_dir: str | Path | None = None, quantize: str = "none", threads: int | None = None,
+                   release: bool = False):
     """A Recognizer on the same weights whose encoder runs in ONNX Runtime. ``onnx_dir``: a
     directory written by ``onepass export --format onnx`` (its quantization is used); None:
-    export the encoder graph now into a temporary directory (``quantize``: none, int8, int4)."""
+    export the encoder graph now into a temporary directory (``quantize``: none, int8, int4).
+    The torch model is shared with ``asr``; ``release=True`` frees its encoder weights (then
+    ``asr`` itself can no longer encode)."""
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
@@ -29,6 +32,8 @@ def to_onnxruntime(asr, onnx_dir: str | Path | None = None, quantize: str = "non
         onnx_dir = keep.name
     model = OrtModel(asr.model, core_path_for(onnx_dir), OrtSettings(threads=threads))
     model.export_dir = keep  # the temporary export lives as long as the model
+    if release:
+        model.release_encoder_weights()
     return Recognizer(model, asr.tokenizer, asr.info)
 
 

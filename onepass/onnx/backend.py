@@ -85,6 +85,22 @@ class OrtModel:
     def eval(self) -> "OrtModel":
         return self
 
+    def release_encoder_weights(self) -> int:
+        """Free the torch copies of the weights ONNX Runtime runs (conformer layers except the
+        position projections, prompt MLP); only for a torch model nobody else uses. Returns the
+        number of parameters freed."""
+        m = self.torch_model
+        freed = 0
+        modules = [m.encoder.layers] + ([m.prompt_projector] if m.prompt_projector is not None else [])
+        for root in modules:
+            for name, module in root.named_modules():
+                if name.endswith("relative_k_proj"):
+                    continue
+                for pname, p in list(module.named_parameters(recurse=False)):
+                    freed += p.numel()
+                    setattr(module, pname, torch.nn.Parameter(p.new_empty(0), requires_grad=False))
+        return freed
+
     def prepack(self) -> int:
         """oneDNN-prepack only the Linear layers torch still runs (subsampling output, joint head);
         the encoder layers run in ONNX Runtime, so their packed copies are released."""

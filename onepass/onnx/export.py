@@ -27,14 +27,12 @@ from ..errors import OnePassError
 from ..model.config import ENCODER_FRAME_MS
 from ..model.linear import Linear
 from ..recognizer import Recognizer
-from .graphs import DecoderStep, EncoderCore, JointStep, SherpaDecoder, SherpaEncoder, SherpaJoiner
+from .graphs import EncoderCore, SherpaDecoder, SherpaEncoder, SherpaJoiner
 
 OPSET = 17
 QUANTIZE = ("none", "int8", "int4")
 EXTERNAL_DATA_BYTES = 1_500_000_000  # above this, weights go to a .data file (protobuf limit 2 GB)
 CORE_FILE = "onepass_core.onnx"
-DECODER_FILE = "onepass_decoder.onnx"
-JOINT_FILE = "onepass_joint.onnx"
 MANIFEST = "onepass_onnx.json"
 
 
@@ -45,7 +43,7 @@ class ExportSettings:
     int4_block_size: int = 32  # MatMulNBits block size (weights per scale)
     int8_weights: str = "u8"  # u8 (safe on every x86) or s8 (only with VNNI / on ARM; see _quantize_int8)
     sherpa: bool = True  # write encoder/decoder/joiner/tokens.txt for sherpa-onnx
-    core: bool = True  # write onepass_core.onnx (and decoder/joint steps) for the onepass backend
+    core: bool = True  # write onepass_core.onnx for the onepass backend
 
 
 @dataclass(frozen=True)
@@ -198,16 +196,7 @@ def _export_core(asr: Recognizer, out: Path, settings: ExportSettings) -> list[s
     meta = {"onepass_graph": "encoder_core", "left_context": left, "num_layers": n}
     _export(EncoderCore(model).eval(), tuple(inputs), out / CORE_FILE, names, out_names, dyn, meta,
             settings.quantize, settings)
-    hs = torch.zeros(cfg.pred_layers, b, cfg.pred_hidden)
-    _export(DecoderStep(model).eval(), (torch.zeros(b, dtype=torch.long), hs, hs.clone()), out / DECODER_FILE,
-            ["tokens", "h", "c"], ["pred", "h_next", "c_next"],
-            {"tokens": {0: "batch"}, "h": {1: "batch"}, "c": {1: "batch"}, "pred": {0: "batch"},
-             "h_next": {1: "batch"}, "c_next": {1: "batch"}}, {"onepass_graph": "decoder_step"}, "none", settings)
-    _export(JointStep(model).eval(), (torch.zeros(b, cfg.pred_hidden), torch.zeros(b, cfg.pred_hidden)),
-            out / JOINT_FILE, ["enc", "pred"], ["logits"],
-            {"enc": {0: "batch"}, "pred": {0: "batch"}, "logits": {0: "batch"}}, {"onepass_graph": "joint_step"},
-            "none", settings)
-    return [CORE_FILE, DECODER_FILE, JOINT_FILE]
+    return [CORE_FILE]
 
 
 # ---- shared ------------------------------------------------------------------------------

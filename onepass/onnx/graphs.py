@@ -197,25 +197,3 @@ class SherpaJoiner(nn.Module):
     def forward(self, encoder_outputs, decoder_outputs):
         enc = self.encoder_projector(encoder_outputs[:, :, 0])
         return self.joint(enc, decoder_outputs[:, :, 0])[:, None, None, :]
-
-
-class DecoderStep(nn.Module):
-    """onepass backend: tokens (B,) int64, h, c (layers, B, H) -> pred (B, H), h, c."""
-
-    def __init__(self, model: NemotronASR):
-        super().__init__()
-        self.decoder = model.decoder
-
-    def forward(self, tokens, h, c):
-        return self.decoder(tokens, h, c)
-
-
-class JointStep(nn.Module):
-    """onepass backend: projected enc (B, H), pred (B, H) -> logits (B, V)."""
-
-    def __init__(self, model: NemotronASR):
-        super().__init__()
-        self.joint = model.joint
-
-    def forward(self, enc, pred):
-        return self.joint(enc, pred)
