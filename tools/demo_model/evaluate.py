@@ -84,13 +84,14 @@ def main() -> None:
     ap.add_argument("--limit", type=int, help="first N utterances per language")
     ap.add_argument("--show", type=int, default=0, help="print N example hypotheses")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
 
     import torch
 
     import onepass
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     asr = onepass.load_model(args.model)
     rows = [json.loads(line) for line in args.manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
     if args.limit:

@@ -84,7 +84,7 @@ def main() -> None:
     ap.add_argument("--dst", type=Path, default=REPO / "onepass/assets/demo")
     ap.add_argument("--samples", type=Path, default=REPO / "onepass/assets/samples")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     copy_model(args.run / "hf_last", args.dst)
     samples = pick_samples(args.corpus, args.samples)
     check(args.dst, samples)

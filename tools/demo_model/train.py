@@ -419,8 +419,8 @@ def main() -> None:
             opt.step()
         step += 1
         done = step >= max_steps or (args.deadline_min is not None and current_progress() >= 1.0)
-        loss_acc += float(rnnt)
-        ctc_acc += float(ctc)
+        loss_acc += rnnt.item()
+        ctc_acc += ctc.item()
         n_acc += 1
         if step % cfg.log_every == 0:
             dt = time.time() - t_log
