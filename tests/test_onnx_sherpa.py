@@ -187,3 +187,34 @@ def test_sherpa_onnx_runs_the_files(exported, asr, clips):
         assert got == [shown(k) for k in tokens[0] if not re.match(r"^<[a-z]{2}-[A-Z]{2}>$", pieces[k])], (name, lang)
         checked += len(got)
     assert checked > 20
+
+
+def test_english_model_protocol_and_sherpa(asr_en, clips, tmp_path):
+    """The prompt-less layout: no prompt_index input; protocol exact, sherpa-onnx == protocol."""
+    export_onnx(asr_en, tmp_path, ExportSettings(chunk_ms=160, core=False))
+    files = Files(tmp_path)
+    assert "prompt_index" not in files.in_names and "prompt_dictionary" not in files.meta
+    greedy = (lambda f, fr, st: onepass_greedy(f, fr, asr_en.config.max_symbols_per_step, st))
+    audio = clips["normal"]
+    mel, n = asr_en.model.frontend(torch.from_numpy(audio)[None], torch.tensor([len(audio)]))
+    tokens, frames = run_protocol(files, [mel[0, :int(n)].numpy()], [None], joins=[0], greedy=greedy)
+    ref = asr_en.transcribe(audio, 16000, chunk_ms=160)
+    assert tokens[0] and tokens[0] == [k for k, t in zip(ref.token_ids, ref.token_times_s) if round(t / 0.08) < frames[0]]
+    sherpa = pytest.importorskip("sherpa_onnx")
+    rec = sherpa.OnlineRecognizer.from_transducer(str(tmp_path / "tokens.txt"), str(tmp_path / "encoder.onnx"),
+                                                  str(tmp_path / "decoder.onnx"), str(tmp_path / "joiner.onnx"),
+                                                  num_threads=1, sample_rate=16000, feature_dim=128)
+    s = rec.create_stream()
+    padded = np.concatenate([audio, np.zeros(8000, np.float32)])
+    s.accept_waveform(16000, padded)
+    s.input_finished()
+    ready = (len(padded) + 80) // 160
+    feats = np.array(s.get_frames(0, ready), np.float32).reshape(ready, 128)
+    while rec.is_ready(s):
+        rec.decode_stream(s)
+    got = json.loads(rec.get_result_as_json_string(s))["tokens"]
+    want, _ = run_protocol(files, [feats], [None], joins=[0], greedy=greedy)
+    pieces = [ln.rsplit(" ", 1)[0] for ln in (tmp_path / "tokens.txt").read_text(encoding="utf-8").splitlines()]
+    assert len(got) == len(want[0]) > 0
+    assert all(g == p.replace("\u2581", " ") or re.match(r"^<0x[0-9A-F]{2}>$", p) for g, p in
+               zip(got, [pieces[k] for k in want[0]]))
