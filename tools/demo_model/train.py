@@ -60,6 +60,8 @@ class TrainConfig:
     pred_input_drop: float = 0.0  # prediction-net inputs replaced by the start symbol (blank) with this
     # probability, so that the prediction net alone cannot model the text (the "language-model only" trap)
     auto_prompt_prob: float = 0.0  # an utterance gets the "auto" slot (101) instead of its language's
+    warm_subset: int = 0  # clips per language used alone for the first warm_subset_steps steps (curriculum:
+    warm_subset_steps: int = 0  # a small set is learnt from the audio before the full set can collapse it)
     sortagrad_epochs: int = 0  # the first N epochs go through the batches from short to long clips
     prior_init: bool = True  # output biases (CTC head, joint head) start at the label / blank log-priors
     freeze_subsampling_convs: bool = True  # keep the 3 subsampling convs at their (normalised) random init
@@ -373,15 +375,22 @@ def main() -> None:
             p = max(p, p0 + (1 - p0) * (time.time() - t0) / (60 * args.deadline_min))
         return min(1.0, p)
 
+    subset = [i for lang in PROMPT_SLOT for i in [j for j, r in enumerate(rows) if r["lang"] == lang][: cfg.warm_subset]]
+    in_subset = False
     # fixed clips for the audio-use check: 4 per language, similar lengths
     check_idx = [i for lang in PROMPT_SLOT for i in [j for j, r in enumerate(rows) if r["lang"] == lang][:4]]
     model.train()
     t_start, t_log, loss_acc, ctc_acc, n_acc = time.time(), time.time(), 0.0, 0.0, 0
     done = False
     while not done:
+        if step == cfg.warm_subset_steps and cfg.warm_subset and in_subset:
+            batches, in_subset = [], False  # curriculum over: the full training set from here on
         if not batches:
-            batches = make_batches(lengths, cfg, random.Random(cfg.seed * 7919 + epoch),
-                                   shuffle=epoch >= cfg.sortagrad_epochs)
+            in_subset = step < cfg.warm_subset_steps and cfg.warm_subset > 0
+            pool = subset if in_subset else list(range(len(lengths)))
+            batches = [[pool[j] for j in bb] for bb in
+                       make_batches([lengths[i] for i in pool], cfg, random.Random(cfg.seed * 7919 + epoch),
+                                    shuffle=in_subset or epoch >= cfg.sortagrad_epochs)]
             epoch += 1
         b = batches.pop(0)
         B = len(b)
