@@ -38,7 +38,7 @@ def test_live_captions_in_chromium(asr, clips, tmp_path):
     app = create_app(asr, ServerConfig(endpoint_blank_ms=None, record_dir=str(record)))
     with serve_in_thread(app) as http, playwright.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,  # in a fresh profile
-                                     args=[*FLAGS, f"--use-file-for-fake-audio-capture={mic}%noloop"])
+                                     args=[*FLAGS, f"--use-file-for-fake-audio-capture={mic}"])
         try:
             page = browser.new_page()
             page.goto(f"{http}/")
@@ -46,7 +46,9 @@ def test_live_captions_in_chromium(asr, clips, tmp_path):
             page.click("#start")
             page.wait_for_function("document.getElementById('status').textContent.startsWith('listening')",
                                    timeout=30_000)
-            page.wait_for_timeout(int(len(audio) / 16 + 1500))  # the fake microphone plays in real time
+            # The fake microphone loops the file in real time from the moment the device opens, which
+            # can be before the page's audio graph captures: two plays hold one whole play.
+            page.wait_for_timeout(int(2 * len(audio) / 16 + 1500))
             page.wait_for_function("document.getElementById('status').textContent.includes('lag')", timeout=30_000)
             status = page.inner_text("#status")
             page.click("#stop")
