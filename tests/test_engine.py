@@ -9,6 +9,7 @@ import pytest
 from onepass import OnePassError
 from onepass.engine import Engine, EngineConfig
 from onepass.engine.events import StreamEvent
+from tests.engine_driver import run_random_joins
 
 
 def test_random_joins_are_exact(asr, clips):
@@ -20,32 +21,10 @@ def test_random_joins_are_exact(asr, clips):
         plan.append((int(rng.integers(0, 30)), names[i % len(names)], languages[i % len(languages)],
                      [160, 560][i % 2]))
     engine = Engine(asr, EngineConfig(max_batch=4, endpoint_blank_ms=None))
-    ids, pos, expected, closed = {}, {}, {}, {}
-    batch_sizes = []
-    step = 0
-    while len(closed) < len(plan):
-        for k, (join, name, lang, chunk_ms) in enumerate(plan):
-            if join == step and k not in ids:
-                ids[k] = engine.open(lang, chunk_ms)
-                pos[k] = 0
-                expected[k] = asr.transcribe_batch([clips[name]], language=lang, chunk_ms=chunk_ms)[0]
-        for k, sid in ids.items():
-            audio = clips[plan[k][1]]
-            if k in closed or pos[k] >= len(audio) and engine.stream(sid).input_done:
-                continue
-            n = int(rng.integers(800, 6000))
-            if pos[k] < len(audio):
-                engine.accept(sid, audio[pos[k]:pos[k] + n])
-                pos[k] += n
-            if pos[k] >= len(audio):
-                engine.finish(sid)
-        for event in engine.step():
-            if event.kind == "closed":
-                k = next(k for k, sid in ids.items() if sid == event.stream_id)
-                closed[k] = event.transcript
-        batch_sizes += engine.last_batches
-        step += 1
-        assert step < 2000
+    closed, batch_sizes = run_random_joins(
+        engine, [(join, clips[name], lang, chunk_ms) for join, name, lang, chunk_ms in plan], rng, max_steps=2000)
+    expected = {k: asr.transcribe_batch([clips[name]], language=lang, chunk_ms=chunk_ms)[0]
+                for k, (_, name, lang, chunk_ms) in enumerate(plan)}
     for k in closed:
         assert closed[k].token_ids == expected[k].token_ids, plan[k]
         assert closed[k].text == expected[k].text

@@ -10,6 +10,7 @@ import torch
 
 import onepass
 from onepass.engine import Engine, EngineConfig
+from tests.engine_driver import run_random_joins
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -70,28 +71,8 @@ def test_engine_streams_joining_at_different_times(asr, ort_asr, clips):
     chunks = [160, 560, 160, 80, 560, 160]
     joins = [0, 2, 2, 5, 9, 14]
     engine = Engine(ort_asr, EngineConfig(max_batch=4, endpoint_blank_ms=None))
-    ids, pos, closed = {}, {}, {}
-    step, batched = 0, 0
-    while len(closed) < len(names):
-        for k, j in enumerate(joins):
-            if j == step:
-                ids[k] = engine.open(langs[k], chunks[k])
-                pos[k] = 0
-        for k, sid in ids.items():
-            audio = clips[names[k]]
-            if k in closed or engine.stream(sid).input_done:
-                continue
-            n = int(rng.integers(800, 6000))
-            engine.accept(sid, audio[pos[k]:pos[k] + n])
-            pos[k] += n
-            if pos[k] >= len(audio):
-                engine.finish(sid)
-        for event in engine.step():
-            if event.kind == "closed":
-                closed[next(k for k, s in ids.items() if s == event.stream_id)] = event.transcript
-        batched = max([batched] + list(getattr(engine, "last_batches", [])))
-        step += 1
-        assert step < 3000
+    plan = [(joins[k], clips[names[k]], langs[k], chunks[k]) for k in range(len(names))]
+    closed, _ = run_random_joins(engine, plan, rng, max_steps=3000)
     for k, transcript in closed.items():
         ref = asr.transcribe(clips[names[k]], 16000, language=langs[k], chunk_ms=chunks[k])
         assert transcript.token_ids == ref.token_ids, (names[k], langs[k], chunks[k])
