@@ -38,9 +38,13 @@ def test_wer_per_language(asr, manifest):
     assert report["languages"]["en-US"]["wer"] == 0.0
     assert report["languages"]["de-DE"]["wer"] > 0.5
     assert 0 < report["wer"] < 1.01 and report["utterances"] == 2
-    streamed = evaluate(asr, read_manifest(manifest), mode="stream", chunk_ms=160)
     offline = evaluate(asr, read_manifest(manifest), chunk_ms=160)
-    assert streamed["wer"] == offline["wer"]  # streaming is exact
+    for streams in (1, 2):  # one at a time, or both batched through the engine
+        streamed = evaluate(asr, read_manifest(manifest), mode="stream", chunk_ms=160, streams=streams)
+        assert streamed["languages"] == offline["languages"]  # streaming is exact
+        assert streamed["streams"] == streams
+    with pytest.raises(OnePassError, match="streams"):
+        evaluate(asr, read_manifest(manifest), mode="stream", streams=0)
 
 
 def test_cli_eval(hf_dir, manifest):

@@ -7,7 +7,9 @@ Speech: espeak-ng (Debian ``espeak-ng``) with voice variants, speaking rates and
 16 kHz mono, random gain, leading/trailing silence and light white/pink noise.
 
 Held-out split: sentences that never occur in train AND voice variants never used in train.
-Manifests (NeMo style, one JSON object per line): audio_filepath, text, lang, duration.
+Manifests (NeMo style, one JSON object per line): audio_filepath, text, lang, duration, plus voice and
+words (voiced [start, end] seconds of each whitespace-separated word, from libespeak-ng word events) and
+phones ([start seconds, espeak-ng phoneme mnemonic], from its phoneme events).
 
     python tools/demo_model/make_corpus.py --out /work/demo_corpus --train-per-lang 3000 --test-per-lang 150
 
@@ -17,9 +19,9 @@ The corpus is not committed; this script regenerates it deterministically (seede
 from __future__ import annotations
 
 import argparse
-import io
+import ctypes
+import ctypes.util
 import json
-import subprocess
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,17 +53,31 @@ class Item:
     seed: int  # noise / silence / gain seed
 
 
-def make_sentences(locale: str, n: int, seed: int, min_words: int = 3, max_words: int = 8) -> list[str]:
-    """n distinct cased, punctuated sentences from Faker's word list for ``locale``."""
+def lexicon(locale: str, n: int, seed: int) -> list[str] | None:
+    """``n`` words drawn (seeded) from Faker's word list for ``locale``; None (the whole list) for n <= 0."""
+    from faker import Faker
+
+    if n <= 0:
+        return None
+    words = [p for p in Faker(locale).providers if type(p).__module__.startswith("faker.providers.lorem")][0].word_list
+    rng = np.random.default_rng(seed)
+    return sorted(words[i] for i in rng.choice(len(words), size=min(n, len(words)), replace=False))
+
+
+def make_sentences(locale: str, n: int, seed: int, min_words: int = 3, max_words: int = 8,
+                   words_per_lang: int = 0) -> list[str]:
+    """n distinct cased, punctuated sentences from Faker's word list for ``locale`` (or a seeded subset of
+    ``words_per_lang`` of its words)."""
     from faker import Faker
 
     fake = Faker(locale)
     fake.seed_instance(seed)
     rng = np.random.default_rng(seed)
+    vocab = lexicon(locale, words_per_lang, seed)
     out, seen = [], set()
     while len(out) < n:
         words = fake.sentence(nb_words=int(rng.integers(min_words, max_words + 1)),
-                              variable_nb_words=False).rstrip(".").split()
+                              variable_nb_words=False, ext_word_list=vocab).rstrip(".").split()
         if len(words) >= 4 and rng.random() < 0.25:  # a comma (espeak pauses there)
             k = int(rng.integers(1, len(words) - 1))
             words[k] += ","
@@ -75,18 +91,109 @@ def make_sentences(locale: str, n: int, seed: int, min_words: int = 3, max_words
     return out
 
 
-def synthesize(item: Item) -> float:
-    """Render one item to a 16 kHz wav; return its duration in seconds."""
-    wav = subprocess.run(
-        ["espeak-ng", "-v", item.voice, "-s", str(item.rate_wpm), "-p", str(item.pitch), "--stdout", item.text],
-        check=True, capture_output=True,
-    ).stdout
-    audio, sr = sf.read(io.BytesIO(wav), dtype="float32")
-    audio = soxr.resample(audio, sr, SAMPLE_RATE)
+class _Espeak:
+    """libespeak-ng (the library behind the espeak-ng command) through ctypes, in-process.
+
+    Unlike the command it reports where each word starts in the audio (espeakEVENT_WORD), which the
+    training script uses for a frame-level warm start. One instance per worker process.
+    """
+
+    class Event(ctypes.Structure):  # espeak_EVENT (speak_lib.h)
+        _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint),
+                    ("text_position", ctypes.c_int), ("length", ctypes.c_int),
+                    ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
+                    ("user_data", ctypes.c_void_p), ("id", ctypes.c_char * 8)]
+
+    WORD, END, PHONEME = 1, 5, 7  # espeakEVENT_WORD, espeakEVENT_END, espeakEVENT_PHONEME
+    RATE, PITCH = 1, 3  # espeakRATE, espeakPITCH
+
+    def __init__(self) -> None:
+        self.lib = ctypes.CDLL(ctypes.util.find_library("espeak-ng") or "libespeak-ng.so.1")
+        # AUDIO_OUTPUT_SYNCHRONOUS, espeakINITIALIZE_PHONEME_EVENTS
+        self.sample_rate = self.lib.espeak_Initialize(2, 0, None, 1)
+        if self.sample_rate <= 0:
+            raise RuntimeError("espeak_Initialize failed")
+        self._chunks: list[np.ndarray] = []
+        self._events: list[tuple[int, int, int, int]] = []
+        self.phones: list[tuple[int, str]] = []  # (start sample, espeak-ng phoneme mnemonic) of the last synth
+        proto = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
+                                 ctypes.POINTER(self.Event))
+        self._cb = proto(self._callback)  # keep a reference: the library holds the pointer
+        self.lib.espeak_SetSynthCallback(self._cb)
+
+    def _callback(self, wav, n, events) -> int:
+        if n > 0:
+            self._chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+        i = 0
+        while events[i].type != 0:  # espeakEVENT_LIST_TERMINATED
+            e = events[i]
+            if e.type in (self.WORD, self.END):
+                self._events.append((e.type, e.text_position, e.length, e.sample))
+            elif e.type == self.PHONEME:
+                self.phones.append((e.sample, bytes(e.id).split(b"\0")[0].decode("ascii", "replace")))
+            i += 1
+        return 0
+
+    def synth(self, voice: str, rate: int, pitch: int, text: str) -> tuple[np.ndarray, list[int] | None]:
+        """(int16 audio at self.sample_rate, the start sample of each whitespace-separated word of ``text``
+        followed by the end of the audio, or None where the word events do not cover every word)."""
+        self._chunks.clear()
+        self._events.clear()
+        self.phones = []
+        if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise RuntimeError(f"espeak-ng has no voice {voice!r}")
+        self.lib.espeak_SetParameter(self.RATE, rate, 0)
+        self.lib.espeak_SetParameter(self.PITCH, pitch, 0)
+        t = text.encode("utf-8")
+        self.lib.espeak_Synth(t, len(t) + 1, 0, 1, 0, 1, None, None)  # POS_CHARACTER, espeakCHARS_UTF8
+        self.lib.espeak_Synchronize()
+        audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+        # word events carry the 1-based character position of the word; zero-length ones mark clause ends
+        first_char, pos = [], 1
+        for w in text.split(" "):
+            first_char.append(pos)
+            pos += len(w) + 1
+        starts: dict[int, int] = {}
+        for kind, tpos, length, sample in self._events:
+            if kind == self.WORD and length > 0:
+                k = int(np.searchsorted(first_char, tpos, side="right")) - 1
+                starts.setdefault(k, sample)
+        if sorted(starts) != list(range(len(first_char))):
+            return audio, None
+        bounds = [starts[k] for k in range(len(first_char))] + [len(audio)]
+        return audio, bounds if bounds == sorted(bounds) else None
+
+
+_ENGINE: _Espeak | None = None
+
+
+def word_spans(audio: np.ndarray, bounds: list[int], thr: float = 1e-3) -> list[tuple[int, int]]:
+    """Voiced [start, end) sample span of each word between consecutive word-start events."""
+    spans = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        nz = np.nonzero(np.abs(audio[a:b]) > thr)[0]
+        spans.append((a + int(nz[0]), a + int(nz[-1]) + 1) if len(nz) else (a, max(a + 1, b)))
+    return spans
+
+
+def synthesize(item: Item) -> tuple[float, list[list[float]] | None, list[list] | None]:
+    """Render one item to a 16 kHz wav; return (duration in seconds, voiced [start, end] seconds of each
+    whitespace-separated word of the text or None where espeak-ng's word events do not match them,
+    [start seconds, phoneme] of each espeak-ng phoneme ("_..." are pauses) or None with the words)."""
+    global _ENGINE
+    if _ENGINE is None:
+        _ENGINE = _Espeak()
+    raw, bounds = _ENGINE.synth(item.voice, item.rate_wpm, item.pitch, item.text)
+    sr = _ENGINE.sample_rate
+    audio = soxr.resample(raw.astype(np.float32) / 32768.0, sr, SAMPLE_RATE)
+    scale = SAMPLE_RATE / sr
+    spans = None if bounds is None else [(a * scale, b * scale) for a, b in word_spans(raw.astype(np.float32) / 32768.0, bounds)]
     # espeak pads both ends with a little silence; trim it, then add our own.
     nz = np.nonzero(np.abs(audio) > 1e-3)[0]
+    off = 0
     if len(nz):
-        audio = audio[max(0, nz[0] - 160): nz[-1] + 160]
+        off = max(0, nz[0] - 160)
+        audio = audio[off: nz[-1] + 160]
     rng = np.random.default_rng(item.seed)
     audio = audio / (np.abs(audio).max() + 1e-9) * rng.uniform(0.15, 0.9)
     lead = np.zeros(int(rng.uniform(0.05, 0.5) * SAMPLE_RATE), np.float32)
@@ -102,7 +209,17 @@ def synthesize(item: Item) -> float:
     audio = np.clip(audio + noise, -1.0, 1.0).astype(np.float32)
     Path(item.path).parent.mkdir(parents=True, exist_ok=True)
     sf.write(item.path, audio, SAMPLE_RATE, subtype="PCM_16")
-    return len(audio) / SAMPLE_RATE
+    shift = len(lead) - off
+    words = phones = None
+    dur = len(audio) / SAMPLE_RATE
+
+    def sec(x: float) -> float:
+        return round(min(dur, max(0.0, (x + shift) / SAMPLE_RATE)), 3)
+
+    if spans is not None:
+        words = [[sec(a), sec(b)] for a, b in spans]
+        phones = [[sec(a * scale), name] for a, name in _ENGINE.phones]
+    return dur, words, phones
 
 
 def plan(out: Path, split: str, lang: str, sentences: list[str], variants, seed: int) -> list[Item]:
@@ -131,22 +248,27 @@ def main() -> None:
     ap.add_argument("--test-per-lang", type=int, default=150)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--words-per-lang", type=int, default=0,
+                    help="draw the sentences from this many words of each language's list (0: all of it)")
     args = ap.parse_args()
 
     manifests: dict[str, list[dict]] = {"train": [], "test": []}
     for li, lang in enumerate(LANGUAGES):
         locale, _ = LANGUAGES[lang]
-        sents = make_sentences(locale, args.train_per_lang + args.test_per_lang, seed=args.seed * 1000 + li)
+        sents = make_sentences(locale, args.train_per_lang + args.test_per_lang, seed=args.seed * 1000 + li,
+                               words_per_lang=args.words_per_lang)
         train_s, test_s = sents[: args.train_per_lang], sents[args.train_per_lang:]
         assert not set(train_s) & set(test_s)
         for split, ss, variants in (("train", train_s, TRAIN_VARIANTS), ("test", test_s, TEST_VARIANTS)):
             items = plan(args.out, split, lang, ss, variants, seed=args.seed * 1000 + li * 10 + (split == "test"))
             with ProcessPoolExecutor(args.workers) as pool:
-                durations = list(pool.map(synthesize, items, chunksize=32))
-            for it, d in zip(items, durations):
+                results = list(pool.map(synthesize, items, chunksize=32))
+            durations = [d for d, _, _ in results]
+            for it, (d, words, phones) in zip(items, results):
                 manifests[split].append(dict(audio_filepath=it.path, text=it.text, lang=it.lang,
-                                             duration=round(d, 3), voice=it.voice))
-            print(f"{lang} {split}: {len(items)} clips, {sum(durations) / 3600:.2f} h", flush=True)
+                                             duration=round(d, 3), voice=it.voice, words=words, phones=phones))
+            print(f"{lang} {split}: {len(items)} clips, {sum(durations) / 3600:.2f} h, "
+                  f"{sum(w is None for _, w, _ in results)} without word times", flush=True)
     for split, rows in manifests.items():
         with open(args.out / f"{split}.jsonl", "w", encoding="utf-8") as f:
             for r in rows:

@@ -65,6 +65,19 @@ class TrainConfig:
     sortagrad_epochs: int = 0  # the first N epochs go through the batches from short to long clips
     prior_init: bool = True  # output biases (CTC head, joint head) start at the label / blank log-priors
     freeze_subsampling_convs: bool = True  # keep the 3 subsampling convs at their (normalised) random init
+    # Frame-level warm start (third session): cross-entropy of the CTC head against a fixed CTC path built
+    # from espeak-ng's word times (manifest field "words"): each word's pieces on the last frames of its
+    # voiced span, blank elsewhere. Weight align_weight until align_until, then a linear ramp down to
+    # align_floor * align_weight over align_ramp steps. 0 disables it.
+    align_weight: float = 0.0
+    align_until: int = 0
+    align_ramp: int = 300
+    align_floor: float = 0.0
+    # Phoneme warm start (third session): cross-entropy of a phoneme head (dropped at export) on the same
+    # encoder output against the espeak-ng phoneme under the centre of each 80 ms frame (manifest field
+    # "phones"; pauses and outside the speech: "sil"). A local, dense target, unlike the word pieces.
+    # Same schedule as align (phone_weight until align_until, then down to align_floor * phone_weight).
+    phone_weight: float = 0.0
     model: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -236,9 +249,66 @@ def lr_at(step: int, cfg: TrainConfig, p: float | None = None) -> float:
     return cfg.lr * (cfg.lr_floor + (1 - cfg.lr_floor) * 0.5 * (1 + math.cos(math.pi * p)))
 
 
+def frame_targets(pieces: list[str], words: list[list[float]] | None, n_frames: int, blank: int,
+                  ids: list[int]) -> torch.Tensor | None:
+    """A fixed CTC path [n_frames] from word times: the pieces of each word (a new word starts at a piece
+    with the SentencePiece space mark) on consecutive frames ending at the first 80 ms frame that has heard
+    the word's last voiced sample, blank elsewhere. None when the pieces do not split into the words or do not fit."""
+    if words is None:
+        return None
+    groups: list[list[int]] = []
+    for piece, i in zip(pieces, ids):
+        if piece.startswith("\u2581") or not groups:
+            groups.append([])
+        groups[-1].append(i)
+    if len(groups) != len(words):
+        return None
+    path = torch.full((n_frames,), blank, dtype=torch.long)
+    last = -1
+    for (_, end), g in zip(words, groups):
+        # the causal subsampling's output frame k has heard mel frames up to 8 k: the first frame after the
+        # word's end (measured: phoneme targets one frame later learn much faster than at frame k's centre)
+        f_end = min(n_frames - 1, -(-int(round(end * 100)) // 8))
+        for j, i in enumerate(g):
+            f = max(last + 1, f_end - len(g) + 1 + j)
+            if f >= n_frames:
+                return None
+            path[f] = i
+            last = f
+    return path
+
+
+def phone_inventory(rows: list[dict]) -> list[str]:
+    """"sil" first, then every espeak-ng phoneme of the training manifest (pauses "_..." excluded)."""
+    names = {n for r in rows for _, n in (r.get("phones") or []) if not n.startswith("_")}
+    return ["sil"] + sorted(names)
+
+
+def frame_phones(phones: list[list] | None, words: list[list[float]] | None, n_frames: int,
+                 index: dict[str, int]) -> torch.Tensor | None:
+    """The phoneme class at the centre of the last 80 ms that each encoder frame has heard (frame k: mel
+    frames 8 k - 7 ... 8 k, centre 80 k - 40 ms) [n_frames]: a phoneme lasts until the next
+    one starts (the last one until the last word's voiced end); before the first, after the last, and in
+    pauses: "sil" (0)."""
+    if not phones or not words:
+        return None
+    starts = [float(t) for t, _ in phones]
+    out = torch.zeros(n_frames, dtype=torch.long)
+    end = float(words[-1][1])
+    for k in range(n_frames):
+        c = 0.08 * k - 0.04  # frame k has heard mel frames up to 8 k (causal subsampling): centre of the last 80 ms
+        j = int(np.searchsorted(starts, c, side="right")) - 1
+        if 0 <= j and c < end:
+            name = phones[j][1]
+            out[k] = 0 if name.startswith("_") else index.get(name, 0)
+    return out
+
+
 def rnnt_forward(model, feats, mask, prompt_ids, targets, target_lengths, r: int, ctc_head=None, with_rnnt=True,
-                 pred_inputs=None):
-    """(mean-volume RNN-T loss or 0, mean-volume CTC loss or 0) for one batch (NLL sums / number of labels)."""
+                 pred_inputs=None, align=None, phone_head=None, phone_tgt=None):
+    """(mean-volume RNN-T loss or 0, mean-volume CTC loss or 0, frame CE or 0, phoneme CE or 0) for one
+    batch (NLL sums / number of labels; the frame CEs are means over the frames of the clips that have a
+    target in ``align`` / ``phone_tgt`` [B, T'], -100 elsewhere)."""
     blank = model.config.blank_token_id
     enc = model.get_audio_features(input_features=feats, attention_mask=mask, prompt_ids=prompt_ids,
                                    num_lookahead_tokens=r).pooler_output  # [B, T', H]
@@ -251,11 +321,28 @@ def rnnt_forward(model, feats, mask, prompt_ids, targets, target_lengths, r: int
         logits = model.joint(decoder_hidden_states=dec[:, None, :, :], encoder_hidden_states=enc[:, :, None, :])
         nll = rnnt_loss(logits, targets, enc_len, target_lengths, blank)
     ctc = torch.zeros(())
+    ce = torch.zeros(())
     if ctc_head is not None:
-        lp = ctc_head(enc).log_softmax(-1).transpose(0, 1)  # [T', B, V]
+        head = ctc_head(enc)
+        lp = head.log_softmax(-1).transpose(0, 1)  # [T', B, V]
         ctc = torch.nn.functional.ctc_loss(lp, targets, enc_len, target_lengths, blank=blank,
                                            reduction="sum", zero_infinity=True) / target_lengths.sum()
-    return nll.sum() / target_lengths.sum(), ctc
+        if align is not None and bool((align >= 0).any()):
+            ce = torch.nn.functional.cross_entropy(head[:, : align.shape[1]].reshape(-1, head.shape[-1]),
+                                                   align[:, : head.shape[1]].reshape(-1), ignore_index=-100)
+    pce = torch.zeros(())
+    if phone_head is not None and phone_tgt is not None and bool((phone_tgt >= 0).any()):
+        ph = phone_head(enc)
+        pce = torch.nn.functional.cross_entropy(ph[:, : phone_tgt.shape[1]].reshape(-1, ph.shape[-1]),
+                                                phone_tgt[:, : ph.shape[1]].reshape(-1), ignore_index=-100)
+    return nll.sum() / target_lengths.sum(), ctc, ce, pce
+
+
+def align_weight(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.align_until:
+        return cfg.align_weight
+    f = min(1.0, (step - cfg.align_until) / max(1, cfg.align_ramp))
+    return cfg.align_weight * (1.0 - f * (1.0 - cfg.align_floor))
 
 
 def rnnt_weight(step: int, cfg: TrainConfig) -> float:
@@ -277,8 +364,8 @@ def audio_use(model, ctc_head, feats, labels, prompts, idx: list[int]) -> tuple[
     was = model.training
     model.eval()
     with torch.no_grad():
-        rn, ctc = rnnt_forward(model, x, mask, pid, y, yl, 13, ctc_head)
-        rn2, ctc2 = rnnt_forward(model, x[perm], mask[perm], pid, y, yl, 13, ctc_head)
+        rn, ctc, _, _ = rnnt_forward(model, x, mask, pid, y, yl, 13, ctc_head)
+        rn2, ctc2, _, _ = rnnt_forward(model, x[perm], mask[perm], pid, y, yl, 13, ctc_head)
     model.train(was)
     return float(rn), float(ctc), float(rn2), float(ctc2)
 
@@ -325,6 +412,24 @@ def main() -> None:
     prompts = [PROMPT_SLOT[r["lang"]] for r in rows]
     lengths = [f.shape[0] for f in feats]
     model, processor = build_model_and_processor(cfg.model, spm_path)
+    paths: list[torch.Tensor | None] = [None] * len(rows)
+    if cfg.align_weight:
+        enc_n = model._get_subsampling_output_length(torch.tensor(lengths)).tolist()
+        paths = [frame_targets(sp.encode(r["text"], out_type=str), r.get("words"), int(n),
+                               model.config.blank_token_id, lab)
+                 for r, n, lab in zip(rows, enc_n, labels)]
+        print(f"frame paths for {sum(p is not None for p in paths)} of {len(rows)} clips", flush=True)
+    phone_names = phone_inventory(rows) if cfg.phone_weight else []
+    phone_paths: list[torch.Tensor | None] = [None] * len(rows)
+    phone_head = None
+    if cfg.phone_weight:
+        index = {n: k for k, n in enumerate(phone_names)}
+        enc_n = model._get_subsampling_output_length(torch.tensor(lengths)).tolist()
+        phone_paths = [frame_phones(r.get("phones"), r.get("words"), int(n), index) for r, n in zip(rows, enc_n)]
+        phone_head = torch.nn.Linear(cfg.model.decoder_hidden_size, len(phone_names))
+        (args.out / "phones.json").write_text(json.dumps(phone_names))
+        print(f"{len(phone_names)} phoneme classes, targets for {sum(p is not None for p in phone_paths)} clips",
+              flush=True)
     print(f"params {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M, {len(rows)} utterances, "
           f"{sum(lengths) / 360000:.2f} h, mean {np.mean([len(x) for x in labels]):.1f} labels", flush=True)
     if not args.resume:
@@ -340,6 +445,7 @@ def main() -> None:
             if isinstance(mod, torch.nn.Conv2d):
                 mod.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad] + (list(ctc_head.parameters()) if ctc_head is not None else [])
+    params += list(phone_head.parameters()) if phone_head is not None else []
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
     step, epoch, batches = 0, 0, []
     rewarm_from = None  # re-warm the lr after resuming with a fresh optimizer
@@ -348,6 +454,8 @@ def main() -> None:
     if args.resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, weights_only=False)
         model.load_state_dict(ck["model"])
+        if phone_head is not None and "phone" in ck:
+            phone_head.load_state_dict(ck["phone"])
         if args.reinit_subsampling:
             init_subsampling_(model, feats)
             if ctc_head is not None and "ctc" in ck:
@@ -380,7 +488,7 @@ def main() -> None:
     # fixed clips for the audio-use check: 4 per language, similar lengths
     check_idx = [i for lang in PROMPT_SLOT for i in [j for j, r in enumerate(rows) if r["lang"] == lang][:4]]
     model.train()
-    t_start, t_log, loss_acc, ctc_acc, n_acc = time.time(), time.time(), 0.0, 0.0, 0
+    t_start, t_log, loss_acc, ctc_acc, ce_acc, pce_acc, n_acc = time.time(), time.time(), 0.0, 0.0, 0.0, 0.0, 0
     done = False
     while not done:
         if step == cfg.warm_subset_steps and cfg.warm_subset and in_subset:
@@ -407,6 +515,21 @@ def main() -> None:
         for j, i in enumerate(b):
             y[j, : len(labels[i])] = torch.tensor(labels[i])
         yl = torch.tensor([len(labels[i]) for i in b])
+        w_align = align_weight(step, cfg)
+        align = None
+        if w_align > 0:
+            Tp = int(model._get_subsampling_output_length(torch.tensor([T]))[0])
+            align = torch.full((B, Tp), -100, dtype=torch.long)
+            for j, i in enumerate(b):
+                if paths[i] is not None:
+                    align[j, : len(paths[i])] = paths[i][:Tp]
+        phone_tgt = None
+        if phone_head is not None and w_align > 0:
+            Tp = int(model._get_subsampling_output_length(torch.tensor([T]))[0])
+            phone_tgt = torch.full((B, Tp), -100, dtype=torch.long)
+            for j, i in enumerate(b):
+                if phone_paths[i] is not None:
+                    phone_tgt[j, : len(phone_paths[i])] = phone_paths[i][:Tp]
         pid = torch.tensor([prompts[i] for i in b])
         if cfg.auto_prompt_prob:
             pid = torch.where(torch.rand(B, generator=g) < cfg.auto_prompt_prob, torch.full_like(pid, AUTO_SLOT), pid)
@@ -417,8 +540,11 @@ def main() -> None:
         y_in = None
         if cfg.pred_input_drop:
             y_in = torch.where(torch.rand(y.shape, generator=g) < cfg.pred_input_drop, torch.full_like(y, blank), y)
-        rnnt, ctc = rnnt_forward(model, x, mask, pid, y, yl, r, ctc_head, with_rnnt=w_rnnt > 0, pred_inputs=y_in)
-        loss = w_rnnt * rnnt + cfg.ctc_weight * ctc
+        rnnt, ctc, ce, pce = rnnt_forward(model, x, mask, pid, y, yl, r, ctc_head, with_rnnt=w_rnnt > 0,
+                                          pred_inputs=y_in, align=align, phone_head=phone_head,
+                                          phone_tgt=phone_tgt)
+        w_phone = cfg.phone_weight * (w_align / cfg.align_weight if cfg.align_weight else 0.0)
+        loss = w_rnnt * rnnt + cfg.ctc_weight * ctc + w_align * ce + w_phone * pce
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if model.decoder.embedding.weight.grad is not None:
@@ -430,16 +556,21 @@ def main() -> None:
         done = step >= max_steps or (args.deadline_min is not None and current_progress() >= 1.0)
         loss_acc += rnnt.item()
         ctc_acc += ctc.item()
+        ce_acc += ce.item()
+        pce_acc += pce.item()
         n_acc += 1
         if step % cfg.log_every == 0:
             dt = time.time() - t_log
-            print(f"step {step} epoch {epoch} rnnt {loss_acc / n_acc:.3f} ctc {ctc_acc / n_acc:.3f} lr {opt.param_groups[0]['lr']:.2e} w_rnnt {w_rnnt:.2f} "
+            print(f"step {step} epoch {epoch} rnnt {loss_acc / n_acc:.3f} ctc {ctc_acc / n_acc:.3f} "
+                  f"align {ce_acc / n_acc:.3f} (w {w_align:.2f}) phone {pce_acc / n_acc:.3f} lr {opt.param_groups[0]['lr']:.2e} w_rnnt {w_rnnt:.2f} "
                   f"gnorm {float(gn):.2f} {dt / n_acc:.2f}s/step elapsed {(time.time() - t_start) / 60:.1f}m",
                   flush=True)
-            t_log, loss_acc, ctc_acc, n_acc = time.time(), 0.0, 0.0, 0
+            t_log, loss_acc, ctc_acc, ce_acc, pce_acc, n_acc = time.time(), 0.0, 0.0, 0.0, 0.0, 0
         if step % cfg.ckpt_every == 0 or done:
             tmp = args.out / "ckpt.pt.tmp"
             extra = {"ctc": ctc_head.state_dict()} if ctc_head is not None else {}
+            if phone_head is not None:
+                extra["phone"] = phone_head.state_dict()
             torch.save(dict(model=model.state_dict(), **extra, opt=opt.state_dict(), step=step, epoch=epoch, batches=batches,
                             rng=rng.getstate(), gen=g.get_state(), torch_rng=torch.get_rng_state()), tmp)
             os.replace(tmp, ckpt_path)
