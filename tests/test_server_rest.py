@@ -150,3 +150,19 @@ def test_sse_client_vanishing_frees_its_place(asr, wav):
                 time.sleep(0.05)
             assert httpx.get(f"{url}/health").json()["active_streams"] == 0
             assert not runner.engine.streams
+
+
+def test_cors_only_for_configured_origins(asr):
+    """Browsers on another origin may call the REST API only when the server names that origin."""
+    preflight = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization"}
+    with serve_in_thread(create_app(asr, ServerConfig(max_streams=1, cors_origins=("https://app.example",)))) as url:
+        r = httpx.options(f"{url}/v1/audio/transcriptions", headers=preflight)
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://app.example"
+        r = httpx.options(f"{url}/v1/audio/transcriptions", headers={**preflight, "Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in r.headers
+        assert httpx.get(f"{url}/health", headers={"Origin": "https://app.example"}).headers[
+            "access-control-allow-origin"] == "https://app.example"
+    with serve_in_thread(create_app(asr, ServerConfig(max_streams=1))) as url:  # default: no CORS headers
+        r = httpx.get(f"{url}/health", headers={"Origin": "https://app.example"})
+        assert r.status_code == 200 and "access-control-allow-origin" not in r.headers

@@ -54,6 +54,9 @@ def add_parser(sub) -> None:
                    help="on shutdown, wait this long for open streams to finish, seconds (default: %(default)s)")
     p.add_argument("--record-dir", default=None,
                    help="save the audio each live stream sent to this directory (float WAV, one per stream)")
+    p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                   help="browser origin allowed to call the REST API, e.g. https://app.example.com "
+                        "(repeat for more; '*' for any; default: same origin only)")
     p.add_argument("--model-name", default=None, help="model id to report (default: the model's directory name)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(run=run)
@@ -82,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
         api_keys=tuple(keys), max_streams=max_streams, max_batch=args.max_batch or max_streams,
         endpoint_blank_ms=args.endpoint_ms or None, idle_timeout_s=args.idle_timeout,
         max_message_bytes=args.max_message_kb * 1024, max_upload_bytes=args.max_upload_mb << 20,
-        chunk_ms=args.chunk_ms, drain_timeout_s=args.drain_timeout, record_dir=args.record_dir)
+        chunk_ms=args.chunk_ms, drain_timeout_s=args.drain_timeout, record_dir=args.record_dir,
+        cors_origins=tuple(args.cors_origin))
     server = make_server(create_app(asr, config), args.host, args.port, ws_max_size=config.max_message_bytes + 1024,
                          log_level=args.log_level, drain_timeout_s=config.drain_timeout_s)
     log.info("serving %s on http://%s:%d (at most %d streams)", config.model_name, args.host, args.port, max_streams)

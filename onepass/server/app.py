@@ -47,6 +47,11 @@ def create_app(recognizer: Recognizer, config: ServerConfig | None = None) -> Fa
 
     app = FastAPI(title="onepass", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.onepass = ServerState(recognizer, config, runner, metrics)
+    if config.cors_origins:  # browsers on other origins may call the REST API (WebSockets need no CORS)
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"])
     app.include_router(rest.router)
     app.add_api_websocket_route("/v1/listen", deepgram.listen)
     app.add_api_websocket_route("/v1/realtime", realtime.realtime)
