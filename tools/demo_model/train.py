@@ -413,8 +413,8 @@ def main() -> None:
     lengths = [f.shape[0] for f in feats]
     model, processor = build_model_and_processor(cfg.model, spm_path)
     paths: list[torch.Tensor | None] = [None] * len(rows)
+    enc_n = model._get_subsampling_output_length(torch.tensor(lengths)).tolist()  # encoder frames per clip
     if cfg.align_weight:
-        enc_n = model._get_subsampling_output_length(torch.tensor(lengths)).tolist()
         paths = [frame_targets(sp.encode(r["text"], out_type=str), r.get("words"), int(n),
                                model.config.blank_token_id, lab)
                  for r, n, lab in zip(rows, enc_n, labels)]
@@ -424,7 +424,6 @@ def main() -> None:
     phone_head = None
     if cfg.phone_weight:
         index = {n: k for k, n in enumerate(phone_names)}
-        enc_n = model._get_subsampling_output_length(torch.tensor(lengths)).tolist()
         phone_paths = [frame_phones(r.get("phones"), r.get("words"), int(n), index) for r, n in zip(rows, enc_n)]
         phone_head = torch.nn.Linear(cfg.model.decoder_hidden_size, len(phone_names))
         (args.out / "phones.json").write_text(json.dumps(phone_names))
@@ -436,8 +435,7 @@ def main() -> None:
         init_weights_(model, feats)
     ctc_head = torch.nn.Linear(cfg.model.decoder_hidden_size, model.config.vocab_size) if cfg.ctc_weight else None
     if not args.resume and cfg.prior_init:
-        enc_lengths = model._get_subsampling_output_length(torch.tensor(lengths)).tolist()
-        init_output_priors_(model, ctc_head, labels, enc_lengths)
+        init_output_priors_(model, ctc_head, labels, enc_n)
     if cfg.freeze_subsampling_convs:
         # Adam drove these ReLU convs dead in two runs (constant output, audio ignored); random conv
         # features keep the information and the trainable projection after them does the rest.
