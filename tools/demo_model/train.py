@@ -65,18 +65,15 @@ class TrainConfig:
     sortagrad_epochs: int = 0  # the first N epochs go through the batches from short to long clips
     prior_init: bool = True  # output biases (CTC head, joint head) start at the label / blank log-priors
     freeze_subsampling_convs: bool = True  # keep the 3 subsampling convs at their (normalised) random init
-    # Frame-level warm start (third session): cross-entropy of the CTC head against a fixed CTC path built
-    # from espeak-ng's word times (manifest field "words"): each word's pieces on the last frames of its
-    # voiced span, blank elsewhere. Weight align_weight until align_until, then a linear ramp down to
-    # align_floor * align_weight over align_ramp steps. 0 disables it.
+    # Frame-level warm start (third session), two terms on the encoder output, both 0 to disable:
+    # align_weight: cross-entropy of the CTC head against a fixed CTC path built from espeak-ng's word times
+    # (manifest field "words", see frame_targets); phone_weight: cross-entropy of a phoneme head (dropped at
+    # export) against espeak-ng's phonemes (field "phones", see frame_phones). Both at full weight until
+    # align_until, then a linear ramp down to align_floor times their weight over align_ramp steps.
     align_weight: float = 0.0
     align_until: int = 0
     align_ramp: int = 300
     align_floor: float = 0.0
-    # Phoneme warm start (third session): cross-entropy of a phoneme head (dropped at export) on the same
-    # encoder output against the espeak-ng phoneme under the centre of each 80 ms frame (manifest field
-    # "phones"; pauses and outside the speech: "sil"). A local, dense target, unlike the word pieces.
-    # Same schedule as align (phone_weight until align_until, then down to align_floor * phone_weight).
     phone_weight: float = 0.0
     model: ModelConfig = field(default_factory=ModelConfig)
 
@@ -338,11 +335,21 @@ def rnnt_forward(model, feats, mask, prompt_ids, targets, target_lengths, r: int
     return nll.sum() / target_lengths.sum(), ctc, ce, pce
 
 
-def align_weight(step: int, cfg: TrainConfig) -> float:
+def warm_start_factor(step: int, cfg: TrainConfig) -> float:
+    """Multiplier of align_weight and phone_weight at ``step``: 1 until align_until, then down to align_floor."""
     if step < cfg.align_until:
-        return cfg.align_weight
+        return 1.0
     f = min(1.0, (step - cfg.align_until) / max(1, cfg.align_ramp))
-    return cfg.align_weight * (1.0 - f * (1.0 - cfg.align_floor))
+    return 1.0 - f * (1.0 - cfg.align_floor)
+
+
+def pad_frame_targets(per_clip: list[torch.Tensor | None], batch: list[int], n_frames: int) -> torch.Tensor:
+    """[B, n_frames] frame targets of the clips in ``batch``; -100 (ignored) where a clip has none or is shorter."""
+    out = torch.full((len(batch), n_frames), -100, dtype=torch.long)
+    for j, i in enumerate(batch):
+        if per_clip[i] is not None:
+            out[j, : len(per_clip[i])] = per_clip[i][:n_frames]
+    return out
 
 
 def rnnt_weight(step: int, cfg: TrainConfig) -> float:
@@ -513,21 +520,11 @@ def main() -> None:
         for j, i in enumerate(b):
             y[j, : len(labels[i])] = torch.tensor(labels[i])
         yl = torch.tensor([len(labels[i]) for i in b])
-        w_align = align_weight(step, cfg)
-        align = None
-        if w_align > 0:
-            Tp = int(model._get_subsampling_output_length(torch.tensor([T]))[0])
-            align = torch.full((B, Tp), -100, dtype=torch.long)
-            for j, i in enumerate(b):
-                if paths[i] is not None:
-                    align[j, : len(paths[i])] = paths[i][:Tp]
-        phone_tgt = None
-        if phone_head is not None and w_align > 0:
-            Tp = int(model._get_subsampling_output_length(torch.tensor([T]))[0])
-            phone_tgt = torch.full((B, Tp), -100, dtype=torch.long)
-            for j, i in enumerate(b):
-                if phone_paths[i] is not None:
-                    phone_tgt[j, : len(phone_paths[i])] = phone_paths[i][:Tp]
+        warm = warm_start_factor(step, cfg)
+        w_align, w_phone = cfg.align_weight * warm, cfg.phone_weight * warm
+        Tp = int(model._get_subsampling_output_length(torch.tensor([T]))[0])
+        align = pad_frame_targets(paths, b, Tp) if w_align > 0 else None
+        phone_tgt = pad_frame_targets(phone_paths, b, Tp) if phone_head is not None and w_phone > 0 else None
         pid = torch.tensor([prompts[i] for i in b])
         if cfg.auto_prompt_prob:
             pid = torch.where(torch.rand(B, generator=g) < cfg.auto_prompt_prob, torch.full_like(pid, AUTO_SLOT), pid)
@@ -541,7 +538,6 @@ def main() -> None:
         rnnt, ctc, ce, pce = rnnt_forward(model, x, mask, pid, y, yl, r, ctc_head, with_rnnt=w_rnnt > 0,
                                           pred_inputs=y_in, align=align, phone_head=phone_head,
                                           phone_tgt=phone_tgt)
-        w_phone = cfg.phone_weight * (w_align / cfg.align_weight if cfg.align_weight else 0.0)
         loss = w_rnnt * rnnt + cfg.ctc_weight * ctc + w_align * ce + w_phone * pce
         opt.zero_grad(set_to_none=True)
         loss.backward()
