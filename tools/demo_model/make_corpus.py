@@ -185,9 +185,10 @@ def synthesize(item: Item) -> tuple[float, list[list[float]] | None, list[list] 
         _ENGINE = _Espeak()
     raw, bounds = _ENGINE.synth(item.voice, item.rate_wpm, item.pitch, item.text)
     sr = _ENGINE.sample_rate
-    audio = soxr.resample(raw.astype(np.float32) / 32768.0, sr, SAMPLE_RATE)
+    pcm = raw.astype(np.float32) / 32768.0
+    audio = soxr.resample(pcm, sr, SAMPLE_RATE)
     scale = SAMPLE_RATE / sr
-    spans = None if bounds is None else [(a * scale, b * scale) for a, b in word_spans(raw.astype(np.float32) / 32768.0, bounds)]
+    spans = None if bounds is None else [(a * scale, b * scale) for a, b in word_spans(pcm, bounds)]
     # espeak pads both ends with a little silence; trim it, then add our own.
     nz = np.nonzero(np.abs(audio) > 1e-3)[0]
     off = 0
