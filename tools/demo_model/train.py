@@ -19,6 +19,7 @@ import json
 import math
 import os
 import random
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -390,6 +391,10 @@ def main() -> None:
     ap.add_argument("--reinit-subsampling", action="store_true",
                     help="with --resume: re-initialise the subsampling stack (see init_subsampling_) and the "
                          "optimizer (used once in the shipped run, whose first 1,600 steps had a dead subsampling)")
+    ap.add_argument("--init-from", type=Path,
+                    help="start from this run's ckpt.pt (weights and heads; same model config and tokenizer, "
+                         "whose demo_spm.model is copied) with a fresh optimizer and schedule: the second "
+                         "stage of the shipped recipe")
     ap.add_argument("--deadline-min", type=float,
                     help="wall-clock budget in minutes for this run: the cosine decay is squeezed so that it "
                          "ends by then (progress = max(step progress, time progress)) and training stops")
@@ -411,6 +416,9 @@ def main() -> None:
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
 
+    if args.init_from and not (args.out / "demo_spm.model").exists():
+        for name in ("demo_spm.model", "demo_spm.vocab"):
+            shutil.copy(args.init_from.parent / name, args.out / name)
     rows, spm_path, feats = prepare(cfg, args.corpus, args.out)
     import sentencepiece as spm
 
@@ -438,10 +446,10 @@ def main() -> None:
               flush=True)
     print(f"params {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M, {len(rows)} utterances, "
           f"{sum(lengths) / 360000:.2f} h, mean {np.mean([len(x) for x in labels]):.1f} labels", flush=True)
-    if not args.resume:
+    if not args.resume and not args.init_from:
         init_weights_(model, feats)
     ctc_head = torch.nn.Linear(cfg.model.decoder_hidden_size, model.config.vocab_size) if cfg.ctc_weight else None
-    if not args.resume and cfg.prior_init:
+    if not args.resume and not args.init_from and cfg.prior_init:
         init_output_priors_(model, ctc_head, labels, enc_n)
     if cfg.freeze_subsampling_convs:
         # Adam drove these ReLU convs dead in two runs (constant output, audio ignored); random conv
@@ -478,6 +486,21 @@ def main() -> None:
         g.set_state(ck["gen"])
         torch.set_rng_state(ck["torch_rng"])
         print(f"resumed at step {step}", flush=True)
+    elif args.init_from:
+        ck = torch.load(args.init_from, weights_only=False)
+        model.load_state_dict(ck["model"])
+        if ctc_head is not None:
+            ctc_head.load_state_dict(ck["ctc"])
+        if phone_head is not None:
+            old = {n: k for k, n in enumerate(json.loads((args.init_from.parent / "phones.json").read_text()))}
+            with torch.no_grad():  # rows by phoneme name; a phoneme new to this corpus keeps its fresh row
+                for k, n in enumerate(phone_names):
+                    if n in old:
+                        phone_head.weight[k] = ck["phone"]["weight"][old[n]]
+                        phone_head.bias[k] = ck["phone"]["bias"][old[n]]
+            print(f"phoneme head: {sum(n in old for n in phone_names)} of {len(phone_names)} rows from "
+                  f"{args.init_from.parent}", flush=True)
+        print(f"initialised from {args.init_from} (its step {ck['step']})", flush=True)
     blank = model.config.blank_token_id
     max_steps = args.max_steps or cfg.total_steps
     p0, t0 = progress(step, cfg), time.time()
