@@ -16,18 +16,36 @@ def load_model(source, device="cpu", dtype="float32", backend="torch", onnx_dir=
                threads=None, prepack=None):
     """Load a Nemotron streaming ASR model (see ``onepass.checkpoints.load_model``).
     ``backend="onnxruntime"`` runs the encoder in ONNX Runtime (``onepass.onnx.to_onnxruntime``:
-    ``onnx_dir`` from ``onepass export``, else exported now with ``quantize`` none/int8/int4).
+    ``onnx_dir`` from ``onepass export``, else exported with ``quantize`` none/int8/int4 once into
+    the export cache). ``backend="auto"`` (the CLI default): onnxruntime for float32 on the CPU
+    (faster there, same token ids; see docs/benchmarks.md), torch otherwise.
     ``prepack`` (torch backend; default on for float32 on the CPU): oneDNN-prepacked weights."""
     from .checkpoints import load_model as _load
 
+    backend = resolve_backend(backend, device, dtype, quantize, onnx_dir)
     asr = _load(source, device=device, dtype=dtype, prepack=prepack if backend == "torch" else False)
     if backend == "onnxruntime":
         from .onnx import to_onnxruntime
 
         return to_onnxruntime(asr, onnx_dir=onnx_dir, quantize=quantize, threads=threads, release=True)
-    if backend != "torch":
-        raise OnePassError(f"unknown backend {backend!r}; use torch or onnxruntime")
     return asr
 
 
-__all__ = ["load_model", "OnePassError", "Transcript", "Word", "StreamUpdate", "__version__"]
+def resolve_backend(backend: str, device: str = "cpu", dtype: str = "float32", quantize: str = "none",
+                    onnx_dir=None) -> str:
+    """``auto`` -> onnxruntime (float32 on the CPU) or torch; checks the other names."""
+    if backend not in ("auto", "torch", "onnxruntime"):
+        raise OnePassError(f"unknown backend {backend!r}; use auto, torch or onnxruntime")
+    on_cpu_fp32 = str(device).split(":")[0] == "cpu" and str(dtype).replace("torch.", "") == "float32"
+    if backend == "auto":
+        if on_cpu_fp32:
+            return "onnxruntime"
+        if quantize != "none" or onnx_dir is not None:
+            raise OnePassError("--quantize and --onnx-dir need the onnxruntime backend (float32 on the CPU)")
+        return "torch"
+    if backend == "torch" and (quantize != "none" or onnx_dir is not None):
+        raise OnePassError("--quantize and --onnx-dir are for the onnxruntime backend, not torch")
+    return backend
+
+
+__all__ = ["load_model", "resolve_backend", "OnePassError", "Transcript", "Word", "StreamUpdate", "__version__"]

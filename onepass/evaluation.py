@@ -130,7 +130,8 @@ def evaluate(recognizer, entries: list[ManifestEntry], *, language: str | None =
     all_hyps = [h for s in scores.values() for h in s.hyps]
     audio_s = sum(s.audio_s for s in scores.values())
     report = {
-        "model": recognizer.info.name, "mode": mode, "chunk_ms": chunk_ms, "language": language or "manifest",
+        "model": recognizer.info.name, "backend": recognizer.backend, "mode": mode, "chunk_ms": chunk_ms,
+        "language": language or "manifest",
         **({"streams": streams} if mode == "stream" else {}),
         "utterances": len(all_refs), "audio_s": round(audio_s, 2),
         "rtfx": round(audio_s / wall, 2) if wall else None,

@@ -42,6 +42,11 @@ class Recognizer:
         return self.model.config
 
     @property
+    def backend(self) -> str:
+        """Where the encoder runs: "torch", or "onnxruntime" plus its weight format ("onnxruntime-int8")."""
+        return getattr(self.model, "backend", "torch")
+
+    @property
     def device(self) -> torch.device:
         return self.model.joint.head.weight.device
 

@@ -15,6 +15,21 @@ from tests.reference import hf as ref  # noqa: E402
 RIGHT_CONTEXTS = (0, 1, 3, 6, 13)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def export_cache(tmp_path_factory):
+    """The ONNX export cache (onepass.onnx.cache) of this test session, also for CLI subprocesses."""
+    import os
+
+    path = tmp_path_factory.mktemp("onepass-cache")
+    old = os.environ.get("ONEPASS_CACHE_DIR")
+    os.environ["ONEPASS_CACHE_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("ONEPASS_CACHE_DIR", None)
+    else:
+        os.environ["ONEPASS_CACHE_DIR"] = old
+
+
 @pytest.fixture(scope="session")
 def clips() -> dict[str, np.ndarray]:
     return ref.test_clips()

@@ -85,11 +85,15 @@ def test_cli_transcribe_backend(hf_dir, tmp_path, clips, capsys):
 
     wav = tmp_path / "a.wav"
     sf.write(wav, clips["normal"], 16000, subtype="FLOAT")
-    assert main(["transcribe", "--model", hf_dir, "--language", "de", "--chunk-ms", "160", str(wav)]) == 0
+    assert main(["transcribe", "--model", hf_dir, "--backend", "torch", "--language", "de", "--chunk-ms", "160",
+                 str(wav)]) == 0
     torch_text = capsys.readouterr().out
     assert main(["transcribe", "--model", hf_dir, "--backend", "onnxruntime", "--language", "de",
                  "--chunk-ms", "160", "--mode", "stream", str(wav)]) == 0
     assert capsys.readouterr().out == torch_text and torch_text.strip()
+    # the default (auto) is onnxruntime on the CPU: same text
+    assert main(["transcribe", "--model", hf_dir, "--language", "de", "--chunk-ms", "160", str(wav)]) == 0
+    assert capsys.readouterr().out == torch_text
 
 
 # ---- quantized graphs --------------------------------------------------------------------

@@ -13,10 +13,12 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
                    help="weights and activations precision (default: %(default)s)")
-    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
-                   help="where the encoder runs (default: %(default)s; onnxruntime: CPU, float32 activations)")
+    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime"],
+                   help="where the encoder runs (default: %(default)s = onnxruntime for float32 on the CPU, "
+                        "faster there with the same token ids, its graph exported once into ~/.cache/onepass "
+                        "or $ONEPASS_CACHE_DIR; torch otherwise)")
     p.add_argument("--onnx-dir", default=None,
-                   help="with --backend onnxruntime: files from `onepass export` (default: export now)")
+                   help="with --backend onnxruntime: files from `onepass export` (default: the export cache)")
     p.add_argument("--quantize", default="none", choices=["none", "int8", "int4"],
                    help="with --backend onnxruntime and no --onnx-dir: encoder weight format (default: %(default)s)")
 

@@ -51,6 +51,8 @@ def _hub_cache() -> set[str]:
 def run_info(args: argparse.Namespace) -> int:
     if args.target:
         args.model = args.target
+    # describes the checkpoint itself (the onnxruntime backend frees the torch encoder weights)
+    args.backend, args.quantize, args.onnx_dir = "torch", "none", None
     d = describe(load(args))
     print(json.dumps(d, indent=2) if args.json else _text(d))
     return 0

@@ -7,14 +7,16 @@ from pathlib import Path
 
 from ..errors import OnePassError
 
-BACKENDS = ("torch", "onnxruntime")
+BACKENDS = ("auto", "torch", "onnxruntime")
 
 
 def to_onnxruntime(asr, onnx_dir: str | Path | None = None, quantize: str = "none", threads: int | None = None,
                    release: bool = False):
     """A Recognizer on the same weights whose encoder runs in ONNX Runtime. ``onnx_dir``: a
     directory written by ``onepass export --format onnx`` (its quantization is used); None:
-    export the encoder graph now into a temporary directory (``quantize``: none, int8, int4).
+    the encoder graph exported with ``quantize`` (none, int8, int4) into the export cache
+    (``onepass.onnx.cache``: once per model), or into a temporary directory where the cache
+    cannot be written.
     The torch model is shared with ``asr``; ``release=True`` frees its encoder weights (then
     ``asr`` itself can no longer encode)."""
     try:
@@ -23,13 +25,17 @@ def to_onnxruntime(asr, onnx_dir: str | Path | None = None, quantize: str = "non
         raise OnePassError("the onnxruntime backend needs `pip install onnxruntime onnx`") from None
     from ..recognizer import Recognizer
     from .backend import OrtModel, OrtSettings, core_path_for
+    from .cache import cached_export
     from .export import ExportSettings, export_onnx
 
     keep = None
     if onnx_dir is None:
-        keep = tempfile.TemporaryDirectory(prefix="onepass-onnx-")
-        export_onnx(asr, keep.name, ExportSettings(quantize=quantize, sherpa=False))
-        onnx_dir = keep.name
+        try:
+            onnx_dir = cached_export(asr, quantize)
+        except OSError:
+            keep = tempfile.TemporaryDirectory(prefix="onepass-onnx-")
+            export_onnx(asr, keep.name, ExportSettings(quantize=quantize, sherpa=False))
+            onnx_dir = keep.name
     model = OrtModel(asr.model, core_path_for(onnx_dir), OrtSettings(threads=threads))
     model.export_dir = keep  # the temporary export lives as long as the model
     if release:

@@ -63,6 +63,8 @@ class OrtModel:
                                                 providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
             raise OnePassError(f"cannot load {core_path}: {exc}") from None
+        quantize = exported_quantization(Path(self.core_path).parent)
+        self.backend = "onnxruntime" + ("" if quantize == "none" else f"-{quantize}")
         self._inputs = [i.name for i in self.session.get_inputs()]
         self._outputs = [o.name for o in self.session.get_outputs()]
         self._check(model)
