@@ -1,0 +1,89 @@
+"""Engine step time at real size (random weights): torch fp32 vs ONNX Runtime fp32 / int8 / int4.
+
+One engine step with N streams ready at a chunk size, mean of 6 after 3 warm steps; for ONNX Runtime
+also the share inside the session call (the rest is torch: front end, subsampling, masks, greedy
+decoding, slot gather/scatter). A step must take <= the chunk for N streams to run in real time.
+
+    python tools/bench/step_times.py --formats torch,none,int8,int4 --onnx-root /work/op_real
+
+Prints a table and one JSON object. Exports go to ONNX_ROOT/<format> (reused when present).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--formats", default="torch,none,int8,int4", help="torch and/or ONNX formats none,int8,int4")
+    ap.add_argument("--cases", default="80x1,160x1,560x1,160x6,560x12", help="CHUNK_MSxSTREAMS, comma-separated")
+    ap.add_argument("--onnx-root", type=Path, default=Path("/tmp/onepass-step-times"))
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from onepass.bench.audio import speech_like
+    from onepass.bench.factory import random_pair
+    from onepass.bench.onnx_runs import step_breakdown
+    from onepass.engine import Engine, EngineConfig
+    from onepass.model.linear import Linear
+    from onepass.onnx import to_onnxruntime
+    from onepass.onnx.export import CORE_FILE, ExportSettings, export_onnx
+
+    cases = [tuple(map(int, c.split("x"))) for c in args.cases.split(",")]
+    formats = args.formats.split(",")
+    audio = speech_like(6.0, 5)
+    pair = random_pair("nemotron-3.5", with_hf=False)
+    asr = pair.recognizer
+    res: dict = {"machine": {"cpus": os.cpu_count(), "threads": args.threads, "load_start": os.getloadavg()},
+                 "emission_rate": pair.emission_rate, "steps_ms": {}}
+
+    def torch_step(chunk: int, b: int, steps: int = 6) -> float:
+        engine = Engine(asr, EngineConfig(endpoint_blank_ms=None, max_batch=b))
+        for sid in [engine.open("en-US", chunk) for _ in range(b)]:
+            engine.accept(sid, audio)
+        for _ in range(3):
+            engine.step()
+        t = time.perf_counter()
+        for _ in range(steps):
+            engine.step()
+        return 1000 * (time.perf_counter() - t) / steps
+
+    if "torch" in formats:
+        for m in asr.model.modules():  # the CPU default of load_model: oneDNN-prepacked weights
+            if isinstance(m, Linear):
+                m.prepack()
+        res["steps_ms"]["torch"] = {f"{c}x{b}": {"step_ms": round(torch_step(c, b), 1)} for c, b in cases}
+    for q in [f for f in formats if f != "torch"]:
+        d = args.onnx_root / q
+        if not (d / CORE_FILE).exists():
+            t = time.time()
+            export_onnx(asr, d, ExportSettings(chunk_ms=560, quantize=q, sherpa=False))
+            res[f"export_{q}_s"] = round(time.time() - t)
+        oasr = to_onnxruntime(asr, d, threads=args.threads)
+        res["steps_ms"][f"onnxruntime-{q}"] = {
+            f"{c}x{b}": {k: round(v, 3) for k, v in step_breakdown(oasr, audio, c, b, "en-US").items()
+                         if k in ("step_ms", "onnxruntime_share", "torch_ms")} for c, b in cases}
+        del oasr
+    res["machine"]["load_end"] = os.getloadavg()
+    print("| backend | " + " | ".join(f"{c} ms x {b}" for c, b in cases) + " |")
+    print("|---|" + "---|" * len(cases))
+    for name, row in res["steps_ms"].items():
+        cells = []
+        for c, b in cases:
+            r = row[f"{c}x{b}"]
+            cells.append(f"{r['step_ms']:.0f} ms ({c / r['step_ms']:.2f})")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print("(step time; in brackets chunk / step: >= 1 means those streams keep up with real time)")
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
