@@ -26,7 +26,9 @@ def test_auto_is_onnxruntime_for_float32_on_the_cpu():
         resolve_backend("tensorrt")
 
 
-def test_export_is_made_once_and_reused(hf_dir, export_cache, monkeypatch):
+def test_export_is_made_once_and_reused(hf_dir, tmp_path, monkeypatch):
+    export_cache = tmp_path / "cache"  # empty: the session's cache may hold exports of other tests
+    monkeypatch.setenv("ONEPASS_CACHE_DIR", str(export_cache))
     first = onepass.load_model(hf_dir, backend="auto", threads=1)
     assert first.backend == "onnxruntime"
     made = [p for p in (export_cache / "onnx").iterdir() if not p.name.startswith(".")]
