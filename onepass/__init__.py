@@ -34,8 +34,10 @@ def load_model(source, device="cpu", dtype="float32", backend="torch", onnx_dir=
 def resolve_backend(backend: str, device: str = "cpu", dtype: str = "float32", quantize: str = "none",
                     onnx_dir=None) -> str:
     """``auto`` -> onnxruntime (float32 on the CPU) or torch; checks the other names."""
-    if backend not in ("auto", "torch", "onnxruntime"):
-        raise OnePassError(f"unknown backend {backend!r}; use auto, torch or onnxruntime")
+    from .onnx import BACKENDS
+
+    if backend not in BACKENDS:
+        raise OnePassError(f"unknown backend {backend!r}; use {', '.join(BACKENDS)}")
     on_cpu_fp32 = str(device).split(":")[0] == "cpu" and str(dtype).replace("torch.", "") == "float32"
     if backend == "auto":
         if on_cpu_fp32:

@@ -18,16 +18,10 @@ RIGHT_CONTEXTS = (0, 1, 3, 6, 13)
 @pytest.fixture(scope="session", autouse=True)
 def export_cache(tmp_path_factory):
     """The ONNX export cache (onepass.onnx.cache) of this test session, also for CLI subprocesses."""
-    import os
-
     path = tmp_path_factory.mktemp("onepass-cache")
-    old = os.environ.get("ONEPASS_CACHE_DIR")
-    os.environ["ONEPASS_CACHE_DIR"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("ONEPASS_CACHE_DIR", None)
-    else:
-        os.environ["ONEPASS_CACHE_DIR"] = old
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ONEPASS_CACHE_DIR", str(path))
+        yield path
 
 
 @pytest.fixture(scope="session")

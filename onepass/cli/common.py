@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..onnx import BACKENDS
+
 DEFAULT_MODEL = "demo"
 
 
@@ -13,7 +15,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
                    help="weights and activations precision (default: %(default)s)")
-    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime"],
+    p.add_argument("--backend", default="auto", choices=BACKENDS,
                    help="where the encoder runs (default: %(default)s = onnxruntime for float32 on the CPU, "
                         "faster there with the same token ids, its graph exported once into ~/.cache/onepass "
                         "or $ONEPASS_CACHE_DIR; torch otherwise)")
