@@ -155,17 +155,18 @@ def prepare(pair, backend: str, quantize: str, export_root: str | None, sherpa: 
 def step_breakdown(asr: Recognizer, audio: np.ndarray, chunk_ms: int, batch: int, language: str,
                    steps: int = 6) -> dict:
     """Mean engine step wall time with ``batch`` streams ready, and the share spent inside the
-    ONNX Runtime session call (``asr`` on the onnxruntime backend); the rest is torch."""
+    ONNX Runtime session call (``asr`` on the onnxruntime backend; 0 on torch); the rest is torch."""
     model = asr.model
     spent = [0.0]
-    run = model._run
+    run = None if asr.backend == "torch" else model._run
 
     def timed(feeds, outs):
         t = time.perf_counter()
         run(feeds, outs)
         spent[0] += time.perf_counter() - t
 
-    model._run = timed
+    if run is not None:
+        model._run = timed
     try:
         engine = Engine(asr, EngineConfig(endpoint_blank_ms=None, max_batch=batch))
         for sid in [engine.open(language, chunk_ms) for _ in range(batch)]:
@@ -178,6 +179,7 @@ def step_breakdown(asr: Recognizer, audio: np.ndarray, chunk_ms: int, batch: int
             engine.step()
             total += time.perf_counter() - t
     finally:
-        del model._run
+        if run is not None:
+            del model._run
     return {"chunk_ms": chunk_ms, "streams": batch, "step_ms": 1000 * total / steps,
             "onnxruntime_share": spent[0] / total, "torch_ms": 1000 * (total - spent[0]) / steps}

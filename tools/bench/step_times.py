@@ -1,7 +1,7 @@
 """Engine step time at real size (random weights): torch fp32 vs ONNX Runtime fp32 / int8 / int4.
 
-One engine step with N streams ready at a chunk size, mean of 6 after 3 warm steps; for ONNX Runtime
-also the share inside the session call (the rest is torch: front end, subsampling, masks, greedy
+One engine step with N streams ready at a chunk size, mean of 6 after 3 warm steps
+(``onepass.bench.onnx_runs.step_breakdown``); for ONNX Runtime also the share inside the session call (the rest is torch: front end, subsampling, masks, greedy
 decoding, slot gather/scatter). A step must take <= the chunk for N streams to run in real time.
 
     python tools/bench/step_times.py --formats torch,none,int8,int4 --onnx-root /work/op_real
@@ -31,8 +31,6 @@ def main() -> None:
 
     from onepass.bench.audio import speech_like
     from onepass.bench.factory import random_pair
-    from onepass.bench.onnx_runs import step_breakdown
-    from onepass.engine import Engine, EngineConfig
     from onepass.model.linear import Linear
     from onepass.onnx import to_onnxruntime
     from onepass.onnx.export import CORE_FILE, ExportSettings, export_onnx
@@ -45,22 +43,11 @@ def main() -> None:
     res: dict = {"machine": {"cpus": os.cpu_count(), "threads": args.threads, "load_start": os.getloadavg()},
                  "emission_rate": pair.emission_rate, "steps_ms": {}}
 
-    def torch_step(chunk: int, b: int, steps: int = 6) -> float:
-        engine = Engine(asr, EngineConfig(endpoint_blank_ms=None, max_batch=b))
-        for sid in [engine.open("en-US", chunk) for _ in range(b)]:
-            engine.accept(sid, audio)
-        for _ in range(3):
-            engine.step()
-        t = time.perf_counter()
-        for _ in range(steps):
-            engine.step()
-        return 1000 * (time.perf_counter() - t) / steps
-
     if "torch" in formats:
         for m in asr.model.modules():  # the CPU default of load_model: oneDNN-prepacked weights
             if isinstance(m, Linear):
                 m.prepack()
-        res["steps_ms"]["torch"] = {f"{c}x{b}": {"step_ms": round(torch_step(c, b), 1)} for c, b in cases}
+        res["steps_ms"]["torch"] = _breakdowns(asr, audio, cases)
     for q in [f for f in formats if f != "torch"]:
         d = args.onnx_root / q
         if not (d / CORE_FILE).exists():
@@ -68,9 +55,7 @@ def main() -> None:
             export_onnx(asr, d, ExportSettings(chunk_ms=560, quantize=q, sherpa=False))
             res[f"export_{q}_s"] = round(time.time() - t)
         oasr = to_onnxruntime(asr, d, threads=args.threads)
-        res["steps_ms"][f"onnxruntime-{q}"] = {
-            f"{c}x{b}": {k: round(v, 3) for k, v in step_breakdown(oasr, audio, c, b, "en-US").items()
-                         if k in ("step_ms", "onnxruntime_share", "torch_ms")} for c, b in cases}
+        res["steps_ms"][f"onnxruntime-{q}"] = _breakdowns(oasr, audio, cases)
         del oasr
     res["machine"]["load_end"] = os.getloadavg()
     print("| backend | " + " | ".join(f"{c} ms x {b}" for c, b in cases) + " |")
@@ -83,6 +68,13 @@ def main() -> None:
         print(f"| {name} | " + " | ".join(cells) + " |")
     print("(step time; in brackets chunk / step: >= 1 means those streams keep up with real time)")
     print(json.dumps(res))
+
+
+def _breakdowns(asr, audio, cases) -> dict:
+    from onepass.bench.onnx_runs import step_breakdown
+
+    return {f"{c}x{b}": {k: round(v, 3) for k, v in step_breakdown(asr, audio, c, b, "en-US").items()
+                         if k in ("step_ms", "onnxruntime_share", "torch_ms")} for c, b in cases}
 
 
 if __name__ == "__main__":
