@@ -116,31 +116,33 @@ def test_output_priors_init():
 
 
 def test_frame_path_puts_each_words_pieces_at_its_end():
-    _, train = _tools()
+    _tools()
+    import targets
     pieces = ["\u2581Big", "\u2581Re", "pub", "lican", "."]
     ids = [10, 11, 12, 13, 14]
     # words end at mel frames 41 and 100; encoder frame k has heard mel frames up to 8 k: frames 6 and 13
     words = [[0.10, 0.41], [0.45, 1.00]]
-    path = train.frame_targets(pieces, words, 16, blank=99, ids=ids)
+    path = targets.frame_targets(pieces, words, 16, blank=99, ids=ids)
     expected = [99] * 16
     expected[6] = 10
     expected[10:14] = [11, 12, 13, 14]  # "Republican." heard by frame 13: its 4 pieces on frames 10-13
     assert path.tolist() == expected
     # a word with more pieces than frames left does not fit: no path rather than a wrong one
-    assert train.frame_targets(pieces, [[0.0, 0.05], [0.06, 0.09]], 3, blank=99, ids=ids) is None
+    assert targets.frame_targets(pieces, [[0.0, 0.05], [0.06, 0.09]], 3, blank=99, ids=ids) is None
     # pieces that do not split into the words (here 2 words but 3 groups): no path
-    assert train.frame_targets(["\u2581a", "\u2581b", "\u2581c"], words, 16, blank=99, ids=[1, 2, 3]) is None
+    assert targets.frame_targets(["\u2581a", "\u2581b", "\u2581c"], words, 16, blank=99, ids=[1, 2, 3]) is None
 
 
 def test_frame_phones_label_the_centre_of_each_frame():
-    _, train = _tools()
+    _tools()
+    import targets
     index = {"sil": 0, "k": 1, "a": 2, "t": 3}
     phones = [[0.02, "k"], [0.09, "a"], [0.22, "t"], [0.28, "_:"]]
     words = [[0.02, 0.28]]
-    out = train.frame_phones(phones, words, 6, index)
+    out = targets.frame_phones(phones, words, 6, index)
     # frame k has heard up to 80 k ms: centres of its last 80 ms -0.04, 0.04, 0.12, 0.20, 0.28, 0.36 s
     assert out.tolist() == [0, 1, 2, 2, 0, 0]
-    assert train.frame_phones(None, words, 6, index) is None
+    assert targets.frame_phones(None, words, 6, index) is None
 
 
 def test_corpus_word_times_come_from_espeak(tmp_path):

@@ -27,6 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train as T  # noqa: E402
+from targets import frame_phones, phone_inventory  # noqa: E402
 from build import build_model_and_processor  # noqa: E402
 
 
@@ -53,11 +54,11 @@ def main() -> None:
         for m in model.encoder.subsampling.modules():
             if isinstance(m, torch.nn.Conv2d):
                 m.requires_grad_(False)
-    names = T.phone_inventory(rows)
+    names = phone_inventory(rows)
     index = {n: k for k, n in enumerate(names)}
     lengths = [f.shape[0] for f in feats]
     enc_n = model._get_subsampling_output_length(torch.tensor(lengths)).tolist()
-    paths = [T.frame_phones(r.get("phones"), r.get("words"), int(n), index) for r, n in zip(rows, enc_n)]
+    paths = [frame_phones(r.get("phones"), r.get("words"), int(n), index) for r, n in zip(rows, enc_n)]
     idx = [i for i, p in enumerate(paths) if p is not None]
     head = torch.nn.Linear(cfg.model.decoder_hidden_size, len(names))
     params = [p for p in model.parameters() if p.requires_grad] + list(head.parameters())

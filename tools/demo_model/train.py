@@ -32,6 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build import ModelConfig, build_model_and_processor, save_hf, train_sentencepiece  # noqa: E402
 from rnnt_loss import rnnt_loss  # noqa: E402
+from targets import frame_phones, frame_targets, pad_frame_targets, phone_inventory  # noqa: E402
 
 PROMPT_SLOT = {"en-US": 0, "es-ES": 2, "de-DE": 9}
 AUTO_SLOT = 101  # "auto" in the real prompt dictionary (the model's default_prompt_id)
@@ -247,61 +248,6 @@ def lr_at(step: int, cfg: TrainConfig, p: float | None = None) -> float:
     return cfg.lr * (cfg.lr_floor + (1 - cfg.lr_floor) * 0.5 * (1 + math.cos(math.pi * p)))
 
 
-def frame_targets(pieces: list[str], words: list[list[float]] | None, n_frames: int, blank: int,
-                  ids: list[int]) -> torch.Tensor | None:
-    """A fixed CTC path [n_frames] from word times: the pieces of each word (a new word starts at a piece
-    with the SentencePiece space mark) on consecutive frames ending at the first 80 ms frame that has heard
-    the word's last voiced sample, blank elsewhere. None when the pieces do not split into the words or do not fit."""
-    if words is None:
-        return None
-    groups: list[list[int]] = []
-    for piece, i in zip(pieces, ids):
-        if piece.startswith("\u2581") or not groups:
-            groups.append([])
-        groups[-1].append(i)
-    if len(groups) != len(words):
-        return None
-    path = torch.full((n_frames,), blank, dtype=torch.long)
-    last = -1
-    for (_, end), g in zip(words, groups):
-        # the causal subsampling's output frame k has heard mel frames up to 8 k: the first frame after the
-        # word's end (measured: phoneme targets one frame later learn much faster than at frame k's centre)
-        f_end = min(n_frames - 1, -(-int(round(end * 100)) // 8))
-        for j, i in enumerate(g):
-            f = max(last + 1, f_end - len(g) + 1 + j)
-            if f >= n_frames:
-                return None
-            path[f] = i
-            last = f
-    return path
-
-
-def phone_inventory(rows: list[dict]) -> list[str]:
-    """"sil" first, then every espeak-ng phoneme of the training manifest (pauses "_..." excluded)."""
-    names = {n for r in rows for _, n in (r.get("phones") or []) if not n.startswith("_")}
-    return ["sil"] + sorted(names)
-
-
-def frame_phones(phones: list[list] | None, words: list[list[float]] | None, n_frames: int,
-                 index: dict[str, int]) -> torch.Tensor | None:
-    """The phoneme class at the centre of the last 80 ms that each encoder frame has heard (frame k: mel
-    frames 8 k - 7 ... 8 k, centre 80 k - 40 ms) [n_frames]: a phoneme lasts until the next
-    one starts (the last one until the last word's voiced end); before the first, after the last, and in
-    pauses: "sil" (0)."""
-    if not phones or not words:
-        return None
-    starts = [float(t) for t, _ in phones]
-    out = torch.zeros(n_frames, dtype=torch.long)
-    end = float(words[-1][1])
-    for k in range(n_frames):
-        c = 0.08 * k - 0.04  # frame k has heard mel frames up to 8 k (causal subsampling): centre of the last 80 ms
-        j = int(np.searchsorted(starts, c, side="right")) - 1
-        if 0 <= j and c < end:
-            name = phones[j][1]
-            out[k] = 0 if name.startswith("_") else index.get(name, 0)
-    return out
-
-
 def rnnt_forward(model, feats, mask, prompt_ids, targets, target_lengths, r: int, ctc_head=None, with_rnnt=True,
                  pred_inputs=None, align=None, phone_head=None, phone_tgt=None):
     """(mean-volume RNN-T loss or 0, mean-volume CTC loss or 0, frame CE or 0, phoneme CE or 0) for one
@@ -342,15 +288,6 @@ def warm_start_factor(step: int, cfg: TrainConfig) -> float:
         return 1.0
     f = min(1.0, (step - cfg.align_until) / max(1, cfg.align_ramp))
     return 1.0 - f * (1.0 - cfg.align_floor)
-
-
-def pad_frame_targets(per_clip: list[torch.Tensor | None], batch: list[int], n_frames: int) -> torch.Tensor:
-    """[B, n_frames] frame targets of the clips in ``batch``; -100 (ignored) where a clip has none or is shorter."""
-    out = torch.full((len(batch), n_frames), -100, dtype=torch.long)
-    for j, i in enumerate(batch):
-        if per_clip[i] is not None:
-            out[j, : len(per_clip[i])] = per_clip[i][:n_frames]
-    return out
 
 
 def rnnt_weight(step: int, cfg: TrainConfig) -> float:
