@@ -190,3 +190,29 @@ def test_per_stream_endpointing_and_silence(asr, clips):
         assert events[sid][-1].transcript.token_ids == events[off][-1].transcript.token_ids
     with pytest.raises(OnePassError, match="milliseconds"):
         engine.open("en-US", 160, endpoint_ms="soon")
+
+
+def test_resident_batch_is_exact(asr, clips):
+    """Streams with all their audio queued run the same slots step after step, so their state
+    stays resident in the pool (no gather or scatter); a stream joining and streams ending change
+    the batch and write it back. Every transcript is still its offline one."""
+    engine = Engine(asr, EngineConfig(max_batch=4, endpoint_blank_ms=None))
+    plan = {0: "long", 0.5: "normal", 3: "short"}  # join step -> clip (0.5: right after the first)
+    ids, closed, resident = {}, {}, 0
+    for step in range(400):
+        for join, name in plan.items():
+            if int(join) == step and name not in ids.values():
+                sid = engine.open("en-US", 160)
+                engine.accept(sid, clips[name])
+                engine.finish(sid)
+                ids[sid] = name
+        for event in engine.step():
+            if event.kind == "closed":
+                closed[ids[event.stream_id]] = event.transcript
+        resident += any(p._resident is not None for p in engine.pools.values())
+        if len(closed) == len(plan):
+            break
+    assert resident >= 5  # the path under test really ran
+    for name, transcript in closed.items():
+        assert transcript.token_ids == asr.transcribe(clips[name], 16000, language="en-US", chunk_ms=160).token_ids
+    assert all(p.in_use == 0 for p in engine.pools.values())

@@ -153,3 +153,47 @@ def test_quantized_backend_tracks_fp32(hf_dir, asr, quantized, clips, q):
     err = (outs[1] - outs[0]).norm() / outs[0].norm()
     assert 0 < float(err) < (0.2 if q == "int8" else 1.0)
     assert q_asr.transcribe(a, 16000, language="en-US", chunk_ms=560).duration_s == pytest.approx(3.0)
+
+
+def test_reused_buffers_never_overwrite_a_held_state():
+    from onepass.onnx.backend import ReusedBuffers
+
+    buffers, like = ReusedBuffers(), torch.zeros(2, 3)
+    first = buffers.take("keys", like)
+    second = buffers.take("keys", like)
+    assert second is not first  # `first` is still referenced here: a new buffer
+    first_ptr = first.data_ptr()
+    del first
+    assert buffers.take("keys", like).data_ptr() == first_ptr  # nobody holds it any more: reused
+    assert buffers.take("keys", torch.zeros(4, 3)).shape == (4, 3)  # another batch size: a new one
+
+
+def test_engine_resident_batch_identical_to_torch(asr, ort_asr, clips):
+    engine = Engine(ort_asr, EngineConfig(max_batch=4, endpoint_blank_ms=None))
+    ids = {}
+    for name in ("long", "normal", "short"):
+        sid = engine.open("de-DE", 560)
+        engine.accept(sid, clips[name])
+        engine.finish(sid)
+        ids[sid] = name
+    events = engine.run_until_idle()
+    closed = {ids[e.stream_id]: e.transcript for e in events if e.kind == "closed"}
+    assert len(closed) == 3
+    for name, transcript in closed.items():
+        assert transcript.token_ids == asr.transcribe(clips[name], 16000, language="de-DE", chunk_ms=560).token_ids
+
+
+def test_core_from_an_older_export_is_a_clear_error(hf_dir, quantized, tmp_path):
+    import onnx
+
+    from onepass import OnePassError
+    from onepass.onnx.export import CORE_FILE, MANIFEST
+
+    proto = onnx.load(str(quantized["int8"] / CORE_FILE))
+    for entry in proto.metadata_props:
+        if entry.key == "onepass_core_format":
+            entry.value = "1"
+    onnx.save(proto, str(tmp_path / CORE_FILE))
+    (tmp_path / MANIFEST).write_text((quantized["int8"] / MANIFEST).read_text())
+    with pytest.raises(OnePassError, match="export it again"):
+        onepass.load_model(hf_dir, backend="onnxruntime", onnx_dir=tmp_path, threads=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 import onepass
 from onepass import OnePassError
@@ -45,3 +46,22 @@ def test_backend_refuses_a_graph_of_another_model(hf_dir, hf_en_dir, tmp_path):
     export_onnx(onepass.load_model(hf_en_dir), tmp_path, ExportSettings(sherpa=False))
     with pytest.raises(OnePassError, match="different model"):
         onepass.load_model(hf_dir, backend="onnxruntime", onnx_dir=tmp_path)
+
+
+def test_channels_last_depthwise_conv_matches_conv1d(asr):
+    """The export's depthwise conv (k shifted multiply-adds over (B, T, D)) computes the conv
+    module's Conv1d; float tolerance only because the sums run in another order."""
+    conv = asr.model.encoder.layers[0].conv
+    d, k = conv.depthwise_conv.in_channels, conv.depthwise_conv.kernel_size[0]
+    gen = torch.Generator().manual_seed(0)
+    x, cache = torch.randn(3, 5, d, generator=gen), torch.randn(3, d, k - 1, generator=gen)
+    row_valid = torch.tensor([[1.0] * 5, [1.0] * 3 + [0.0] * 2, [1.0] * 5])[..., None]
+    with torch.no_grad():
+        ref, ref_in = conv(x, cache, row_valid)
+        conv.channels_last = True
+        try:
+            got, got_in = conv(x, cache, row_valid)
+        finally:
+            conv.channels_last = False
+    assert torch.equal(got_in.transpose(1, 2), ref_in)
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)

@@ -3,6 +3,12 @@
 One pool per chunk size. Rows are slots; a step gathers the rows of the scheduled streams,
 runs them as a batch and scatters the new state back. Pools grow in blocks and slots are
 reused after release, so opening and closing streams does not allocate in steady state.
+
+When a step runs the same slots in the same order as the step before (every busy stream ready
+each step: the case that decides capacity), the batch state stays as it is ("resident"): no
+gather, no scatter. The caches are most of the state (13 MB per stream at real size), so this
+saves two copies of them per step. Anything else (another batch, acquire, release) first writes
+the resident batch back.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ class SlotPool:
         self.free: list[int] = []
         self.enc: EncoderState | None = None
         self.dec: DecoderState | None = None
+        self._resident: tuple[list[int], torch.Tensor, EncoderState, DecoderState] | None = None
         with torch.no_grad():
             self._enc0 = model.encoder.initial_state(1, aligned=True)
             self._dec0 = initial_decoder_state(model, 1)
@@ -52,6 +59,7 @@ class SlotPool:
         return self.capacity - len(self.free)
 
     def acquire(self) -> int:
+        self.flush()
         if not self.free:
             self._grow()
         slot = self.free.pop()
@@ -59,7 +67,15 @@ class SlotPool:
         return slot
 
     def release(self, slot: int) -> None:
+        self.flush()
         self.free.append(slot)
+
+    def flush(self) -> None:
+        """Write the resident batch (if any) back to its slots."""
+        if self._resident is not None:
+            _, slots, enc, dec = self._resident
+            self._resident = None
+            self._write(slots, enc, dec)
 
     def _grow(self) -> None:
         n = self.growth
@@ -77,12 +93,19 @@ class SlotPool:
         self.capacity += n
 
     def gather(self, slots: torch.Tensor) -> tuple[EncoderState, DecoderState]:
+        if self._resident is not None and self._resident[0] == slots.tolist():
+            _, _, enc, dec = self._resident
+            self._resident = None  # the caller owns it until scatter
+            return enc, dec
+        self.flush()
         enc = _enc_from([t.index_select(d, slots) for t, d in _enc_fields(self.enc)], self.stages)
         dec = DecoderState(*[t.index_select(d, slots) for t, d in _dec_fields(self.dec)])
         return enc, dec
 
     def scatter(self, slots: torch.Tensor, enc: EncoderState, dec: DecoderState) -> None:
-        self._write(slots, enc, dec)
+        """The new state of the gathered slots; kept resident until another batch needs the pool."""
+        self.flush()
+        self._resident = (slots.tolist(), slots, enc, dec)
 
     def _write(self, slots, enc: EncoderState, dec: DecoderState) -> None:
         for (dst, d), (src, _) in zip(_enc_fields(self.enc), _enc_fields(enc)):

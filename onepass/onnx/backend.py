@@ -14,6 +14,7 @@ projections, masks and index tables come from the torch model's per-block-length
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +24,8 @@ import torch
 from ..errors import OnePassError
 from ..model.asr import NemotronASR
 from ..model.encoder import EncoderState
-from .export import CORE_FILE, MANIFEST
-from .graphs import block_inputs
+from .export import CORE_FILE, CORE_FORMAT, MANIFEST
+from .graphs import PER_LAYER, PER_LAYER_OUT, block_inputs
 
 _NP = {torch.float32: np.float32, torch.int64: np.int64, torch.bool: np.bool_}
 
@@ -65,6 +66,7 @@ class OrtModel:
             raise OnePassError(f"cannot load {core_path}: {exc}") from None
         quantize = exported_quantization(Path(self.core_path).parent)
         self.backend = "onnxruntime" + ("" if quantize == "none" else f"-{quantize}")
+        self._buffers = ReusedBuffers()
         self._inputs = [i.name for i in self.session.get_inputs()]
         self._outputs = [o.name for o in self.session.get_outputs()]
         self._check(model)
@@ -74,11 +76,16 @@ class OrtModel:
         e = model.config.encoder
         if meta.get("onepass_graph") != "encoder_core":
             raise OnePassError(f"{self.core_path} is not an onepass encoder core graph")
-        keys = self.session.get_inputs()[self._inputs.index("keys")].shape
-        want = [e.num_layers, None, e.num_heads, e.left_context, e.head_dim]
-        if [k if isinstance(k, int) else None for k in keys] != want or (
-                ("prompt" in self._inputs) != model.config.has_prompt):
-            raise OnePassError(f"{self.core_path} was exported from a different model (cache shape {keys})")
+        if meta.get("onepass_core_format") != str(CORE_FORMAT):
+            raise OnePassError(f"{self.core_path} was exported by another onepass version; export it again "
+                               "(`onepass export --format onnx`)")
+        keys = self.session.get_inputs()[self._inputs.index("keys_0")].shape
+        layers = sum(name.startswith("keys_") for name in self._inputs)
+        want = [None, e.num_heads, e.left_context, e.head_dim]
+        if ([k if isinstance(k, int) else None for k in keys] != want or layers != e.num_layers
+                or ("prompt" in self._inputs) != model.config.has_prompt):
+            raise OnePassError(f"{self.core_path} was exported from a different model "
+                               f"({layers} layers, cache shape {keys})")
 
     # ---- what the engine and decoding use ---------------------------------------------------
     def __getattr__(self, name):
@@ -139,8 +146,9 @@ class OrtModel:
             feeds["prompt"] = prompt
         cfg = m.config
         outs = {"enc": torch.empty(b, t, cfg.encoder.hidden_size), "proj": torch.empty(b, t, cfg.pred_hidden),
-                "keys_next": torch.empty_like(state.keys), "values_next": torch.empty_like(state.values),
-                "conv_next": torch.empty_like(state.conv)}
+                "keys_next": self._buffers.take("keys", state.keys),  # stacked (N, B, ...): bound per layer
+                "values_next": self._buffers.take("values", state.values),
+                "conv_next": self._buffers.take("conv", state.conv)}
         self._run(feeds, outs)
         state.keys, state.values, state.conv = outs["keys_next"], outs["values_next"], outs["conv_next"]
         state.cache_len = torch.clamp(state.cache_len + valid, max=cfg.encoder.left_context)
@@ -148,16 +156,43 @@ class OrtModel:
         return outs["enc"], outs["proj"], valid
 
     def _run(self, feeds: dict[str, torch.Tensor], outs: dict[str, torch.Tensor]) -> None:
+        """Bind by address and run. ``PER_LAYER`` feeds and ``PER_LAYER_OUT`` outputs are stacked
+        (N, ...) tensors; layer i binds the view t[i] (contiguous: N is the outer dimension)."""
         io = self.session.io_binding()
         keep = []  # contiguous copies must outlive the run
         for name in self._inputs:
-            t = feeds[name].contiguous()
+            base, _, layer = name.rpartition("_")
+            t = (feeds[base][int(layer)] if base in PER_LAYER else feeds[name]).contiguous()
             keep.append(t)
             io.bind_input(name, "cpu", 0, _NP[t.dtype], list(t.shape), t.data_ptr())
         for name in self._outputs:
-            t = outs[name]
+            base, _, layer = name.rpartition("_")
+            t = outs[base][int(layer)] if base in PER_LAYER_OUT else outs[name]
             io.bind_output(name, "cpu", 0, _NP[t.dtype], list(t.shape), t.data_ptr())
         self.session.run_with_iobinding(io)
+
+
+class ReusedBuffers:
+    """Output buffers for the new caches, reused across calls. A fresh 80 MB cache tensor per
+    step costs its page faults (glibc maps it anew each time): ~15 ms of a 6-stream step. A
+    buffer this class handed out before is handed out again only when nothing else refers to it
+    (reference count), so a caller that keeps an old state never sees it overwritten."""
+
+    def __init__(self, keep: int = 3):
+        self.keep = keep
+        self.held: dict[str, list[torch.Tensor]] = {}
+        probe = [torch.empty(0)]
+        self.alone = sys.getrefcount(probe[0])  # the count of a tensor only ``held`` refers to
+
+    def take(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        held = self.held.setdefault(name, [])
+        for i in range(len(held)):
+            if sys.getrefcount(held[i]) == self.alone and held[i].shape == like.shape and held[i].dtype == like.dtype:
+                return held[i]
+        fresh = torch.empty_like(like)
+        held.append(fresh)
+        del held[:-self.keep]
+        return fresh
 
 
 def core_path_for(onnx_dir: str | Path) -> Path:

@@ -20,7 +20,7 @@ import torch
 
 from .. import __version__
 from ..recognizer import Recognizer
-from .export import CORE_FILE, MANIFEST, ExportSettings, export_onnx
+from .export import CORE_FILE, CORE_FORMAT, MANIFEST, ExportSettings, export_onnx
 
 CACHE_ENV = "ONEPASS_CACHE_DIR"
 
@@ -37,7 +37,7 @@ def export_key(asr: Recognizer, settings: ExportSettings) -> str:
     (sha256, ~1.3 GB/s here: about 2 s for the real-size model, a sampled hash could miss a changed
     weight and serve a stale graph)."""
     h = hashlib.sha256()
-    h.update(f"{__version__}|{asr.config!r}|{settings!r}".encode())
+    h.update(f"{__version__}|{CORE_FORMAT}|{asr.config!r}|{settings!r}".encode())
     with torch.no_grad():
         for name, t in sorted(asr.model.state_dict().items()):
             h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())

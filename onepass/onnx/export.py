@@ -27,12 +27,13 @@ from ..errors import OnePassError
 from ..model.config import ENCODER_FRAME_MS
 from ..model.linear import Linear
 from ..recognizer import Recognizer
-from .graphs import EncoderCore, SherpaDecoder, SherpaEncoder, SherpaJoiner
+from .graphs import PER_LAYER, PER_LAYER_OUT, LayerwiseCore, SherpaDecoder, SherpaEncoder, SherpaJoiner
 
 OPSET = 17
 QUANTIZE = ("none", "int8", "int4")
 EXTERNAL_DATA_BYTES = 1_500_000_000  # above this, weights go to a .data file (protobuf limit 2 GB)
 CORE_FILE = "onepass_core.onnx"
+CORE_FORMAT = 2  # 2: per-layer cache inputs/outputs (LayerwiseCore); 1 had stacked caches
 MANIFEST = "onepass_onnx.json"
 
 
@@ -179,22 +180,27 @@ def _export_core(asr: Recognizer, out: Path, settings: ExportSettings) -> list[s
     valid = torch.tensor([t, t - 1])
     cache_len = torch.tensor([left, 3])
     positions, rel_index, mask, row_valid = block_inputs(model, t, 0, valid, cache_len)
-    kv = torch.zeros(n, b, h, left, hd)
-    inputs = [torch.zeros(b, t, d), valid, kv, kv.clone(), torch.zeros(n, b, d, e.conv_kernel_size - 1),
-              positions, rel_index, mask, row_valid]
-    names = ["x", "valid", "keys", "values", "conv", "positions", "rel_index", "mask", "row_valid"]
+    kv = torch.zeros(b, h, left, hd)
+    per_layer = {"keys": kv, "values": kv, "conv": torch.zeros(b, d, e.conv_kernel_size - 1)}
+    inputs = [torch.zeros(b, t, d), valid, rel_index, mask, row_valid]
+    names = ["x", "valid", "rel_index", "mask", "row_valid"]
+    dyn = {"x": {0: "batch", 1: "time"}, "valid": {0: "batch"}, "rel_index": {0: "time", 1: "keys"},
+           "mask": {0: "batch", 2: "time", 3: "keys"}, "row_valid": {0: "batch", 1: "time"},
+           "enc": {0: "batch", 1: "time"}, "proj": {0: "batch", 1: "time"}}
+    for name in PER_LAYER:
+        for i in range(n):
+            inputs.append(positions[i] if name == "positions" else per_layer[name].clone())
+            names.append(f"{name}_{i}")
+            dyn[f"{name}_{i}"] = {2: "distances"} if name == "positions" else {0: "batch"}
     if cfg.has_prompt:
         inputs.append(torch.zeros(b, dtype=torch.long))
         names.append("prompt")
-    out_names = ["enc", "proj", "keys_next", "values_next", "conv_next"]
-    dyn = {"x": {0: "batch", 1: "time"}, "valid": {0: "batch"}, "keys": {1: "batch"}, "values": {1: "batch"},
-           "conv": {1: "batch"}, "positions": {3: "distances"}, "rel_index": {0: "time", 1: "keys"},
-           "mask": {0: "batch", 2: "time", 3: "keys"}, "row_valid": {0: "batch", 1: "time"}, "prompt": {0: "batch"},
-           "enc": {0: "batch", 1: "time"}, "proj": {0: "batch", 1: "time"}, "keys_next": {1: "batch"},
-           "values_next": {1: "batch"}, "conv_next": {1: "batch"}}
-    dyn = {k: v for k, v in dyn.items() if k in names + out_names}
-    meta = {"onepass_graph": "encoder_core", "left_context": left, "num_layers": n}
-    _export(EncoderCore(model).eval(), tuple(inputs), out / CORE_FILE, names, out_names, dyn, meta,
+        dyn["prompt"] = {0: "batch"}
+    out_names = ["enc", "proj"] + [f"{name}_{i}" for name in PER_LAYER_OUT for i in range(n)]
+    dyn.update({name: {0: "batch"} for name in out_names[2:]})
+    meta = {"onepass_graph": "encoder_core", "onepass_core_format": CORE_FORMAT, "left_context": left,
+            "num_layers": n}
+    _export(LayerwiseCore(model).eval(), tuple(inputs), out / CORE_FILE, names, out_names, dyn, meta,
             settings.quantize, settings)
     return [CORE_FILE]
 
