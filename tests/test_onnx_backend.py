@@ -197,3 +197,24 @@ def test_core_from_an_older_export_is_a_clear_error(hf_dir, quantized, tmp_path)
     (tmp_path / MANIFEST).write_text((quantized["int8"] / MANIFEST).read_text())
     with pytest.raises(OnePassError, match="export it again"):
         onepass.load_model(hf_dir, backend="onnxruntime", onnx_dir=tmp_path, threads=1)
+
+
+def test_quantized_backends_decode_with_their_own_int8_joint(hf_dir, asr, quantized):
+    """int8/int4 encoders come with an int8 prediction net and joint (copies: the fp32 torch
+    model they share weights with keeps decoding in fp32). Tolerance test on float logits."""
+    q_asr = onepass.load_model(hf_dir, backend="onnxruntime", onnx_dir=quantized["int8"], threads=1)
+    m = q_asr.model
+    assert m.int8_decoder and m.joint is not m.torch_model.joint and m.decoder is not m.torch_model.decoder
+    gen = torch.Generator().manual_seed(0)
+    cfg = asr.model.config
+    enc, pred = torch.randn(6, cfg.pred_hidden, generator=gen), torch.randn(6, cfg.pred_hidden, generator=gen)
+    tokens = torch.tensor([0, 1, 2, 3, 4, 5])
+    h, c = asr.model.decoder_initial_state(6)
+    with torch.no_grad():
+        ref = asr.model.joint(enc, pred), asr.model.decoder(tokens, h, c)
+        got = m.joint(enc, pred), m.decoder(tokens, h, c)
+        assert not torch.equal(got[0], ref[0])  # really int8
+        assert (got[0] - ref[0]).norm() / ref[0].norm() < 0.05
+        for a, b in zip(got[1], ref[1]):
+            assert (a - b).norm() / b.norm() < 0.05
+        assert torch.equal(asr.model.joint(enc, pred), ref[0])  # the torch model is unchanged

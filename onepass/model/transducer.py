@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
-from .linear import Linear
+from .linear import Linear, int8_linear, int8_pack
 
 
 class PromptProjector(nn.Module):
@@ -44,13 +44,29 @@ class LSTMStack(nn.Module):
         bound = size**-0.5
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
+        self._int8: list | None = None
+
+    def quantize_int8(self) -> bool:
+        """Inference from int8 weights (``int8_linear``), input and hidden GEMMs fused into one per
+        layer ([W_ih | W_hh] on [x, h]); for the quantized ONNX Runtime backends. Load weights first."""
+        packs = []
+        for n in range(self.num_layers):
+            w = torch.cat([getattr(self, f"weight_ih_l{n}"), getattr(self, f"weight_hh_l{n}")], dim=1)
+            packs.append(int8_pack(w, getattr(self, f"bias_ih_l{n}") + getattr(self, f"bias_hh_l{n}")))
+        self._int8 = packs if all(p is not None for p in packs) else None
+        return self._int8 is not None
 
     def forward(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
         """x (B, size); h, c (layers, B, size) -> output (B, size), new h, new c."""
         hs, cs = [], []
+        int8 = self._int8 if not torch.is_grad_enabled() and x.dtype == torch.float32 else None
         for n in range(self.num_layers):
-            gates = (nn.functional.linear(x, getattr(self, f"weight_ih_l{n}"), getattr(self, f"bias_ih_l{n}"))
-                     + nn.functional.linear(h[n], getattr(self, f"weight_hh_l{n}"), getattr(self, f"bias_hh_l{n}")))
+            if int8 is not None:
+                gates = int8_linear(torch.cat([x, h[n]], dim=-1), int8[n])
+            else:
+                gates = (nn.functional.linear(x, getattr(self, f"weight_ih_l{n}"), getattr(self, f"bias_ih_l{n}"))
+                         + nn.functional.linear(h[n], getattr(self, f"weight_hh_l{n}"),
+                                                getattr(self, f"bias_hh_l{n}")))
             i, f, g, o = gates.chunk(4, dim=-1)
             c_new = torch.sigmoid(f) * c[n] + torch.sigmoid(i) * torch.tanh(g)
             x = torch.sigmoid(o) * torch.tanh(c_new)
@@ -66,7 +82,11 @@ class PredictionNet(nn.Module):
         super().__init__()
         self.embedding = nn.Embedding(config.vocab_size, config.pred_hidden)
         self.lstm = LSTMStack(config.pred_hidden, config.pred_layers)
-        self.decoder_projector = nn.Linear(config.pred_hidden, config.pred_hidden)
+        self.decoder_projector = Linear(config.pred_hidden, config.pred_hidden)
+
+    def quantize_int8(self) -> bool:
+        """The LSTM and the output projection on int8 weights (see ``LSTMStack.quantize_int8``)."""
+        return self.lstm.quantize_int8() and self.decoder_projector.quantize_int8()
 
     def forward(self, tokens: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
         out, h, c = self.lstm(self.embedding(tokens), h, c)
