@@ -65,3 +65,25 @@ def test_channels_last_depthwise_conv_matches_conv1d(asr):
             conv.channels_last = False
     assert torch.equal(got_in.transpose(1, 2), ref_in)
     torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_quantized_export_has_an_int8_sherpa_joiner(asr, tmp_path):
+    """int8/int4 exports give sherpa-onnx an int8 joiner (its 13088-wide head is most of the
+    decoding cost). Tolerance test: float logits within 10 % of the fp32 joint's."""
+    import onnx
+
+    from onepass.onnx.export import ExportSettings, export_onnx
+
+    export_onnx(asr, tmp_path, ExportSettings(quantize="int4", chunk_ms=160))
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "joiner.onnx")).graph.node}
+    assert "MatMulInteger" in ops and "MatMul" not in ops
+    cfg = asr.model.config
+    gen = torch.Generator().manual_seed(0)
+    enc = torch.randn(4, cfg.encoder.hidden_size, 1, generator=gen)
+    pred = torch.randn(4, cfg.pred_hidden, 1, generator=gen)
+    out = ort.InferenceSession(str(tmp_path / "joiner.onnx")).run(
+        None, {"encoder_outputs": enc.numpy(), "decoder_outputs": pred.numpy()})[0]
+    with torch.no_grad():
+        ref = asr.model.joint(asr.model.encoder_projector(enc[:, :, 0]), pred[:, :, 0])
+    got = torch.from_numpy(out[:, 0, 0])
+    assert (got - ref).norm() / ref.norm() < 0.1

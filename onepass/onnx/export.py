@@ -40,7 +40,7 @@ MANIFEST = "onepass_onnx.json"
 @dataclass(frozen=True)
 class ExportSettings:
     chunk_ms: int | None = None  # sherpa encoder chunk size (ms); None: the model's default
-    quantize: str = "none"  # none | int8 | int4 (encoder and prompt MLP weights)
+    quantize: str = "none"  # none | int8 | int4: encoder and prompt MLP weights; the sherpa joiner gets int8 with either
     int4_block_size: int = 32  # MatMulNBits block size (weights per scale)
     int8_weights: str = "u8"  # u8 (safe on every x86) or s8 (only with VNNI / on ARM; see _quantize_int8)
     sherpa: bool = True  # write encoder/decoder/joiner/tokens.txt for sherpa-onnx
@@ -151,7 +151,7 @@ def _export_sherpa(asr: Recognizer, r: int, out: Path, settings: ExportSettings)
             (torch.zeros(b, cfg.encoder.hidden_size, 1), torch.zeros(b, cfg.pred_hidden, 1)),
             out / "joiner.onnx", ["encoder_outputs", "decoder_outputs"], ["outputs"],
             {"encoder_outputs": {0: "batch"}, "decoder_outputs": {0: "batch"}, "outputs": {0: "batch"}},
-            {"vocab_size": cfg.vocab_size - 1}, "none", settings)
+            {"vocab_size": cfg.vocab_size - 1}, "none" if settings.quantize == "none" else "int8", settings)
     _write_tokens(asr, out / "tokens.txt")
     return ["encoder.onnx", "decoder.onnx", "joiner.onnx", "tokens.txt"]
 

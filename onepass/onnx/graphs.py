@@ -233,5 +233,6 @@ class SherpaJoiner(nn.Module):
         self.joint = model.joint
 
     def forward(self, encoder_outputs, decoder_outputs):
-        enc = self.encoder_projector(encoder_outputs[:, :, 0])
-        return self.joint(enc, decoder_outputs[:, :, 0])[:, None, None, :]
+        # (B, 1, D) rows: the linears export as MatMul (not Gemm), which int8 exports quantize
+        enc = self.encoder_projector(encoder_outputs.transpose(1, 2))
+        return self.joint(enc, decoder_outputs.transpose(1, 2))[:, :, None, :]
