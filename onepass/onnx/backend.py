@@ -71,6 +71,7 @@ class OrtModel:
         self._buffers = ReusedBuffers()
         self._inputs = [i.name for i in self.session.get_inputs()]
         self._outputs = [o.name for o in self.session.get_outputs()]
+        self._in_plan, self._out_plan = _plan(self._inputs, PER_LAYER), _plan(self._outputs, PER_LAYER_OUT)
         self._check(model)
 
     def _check(self, model: NemotronASR) -> None:
@@ -174,16 +175,23 @@ class OrtModel:
         (N, ...) tensors; layer i binds the view t[i] (contiguous: N is the outer dimension)."""
         io = self.session.io_binding()
         keep = []  # contiguous copies must outlive the run
-        for name in self._inputs:
-            base, _, layer = name.rpartition("_")
-            t = (feeds[base][int(layer)] if base in PER_LAYER else feeds[name]).contiguous()
+        for name, base, layer in self._in_plan:
+            t = (feeds[base] if layer is None else feeds[base][layer]).contiguous()
             keep.append(t)
             io.bind_input(name, "cpu", 0, _NP[t.dtype], list(t.shape), t.data_ptr())
-        for name in self._outputs:
-            base, _, layer = name.rpartition("_")
-            t = outs[base][int(layer)] if base in PER_LAYER_OUT else outs[name]
+        for name, base, layer in self._out_plan:
+            t = outs[base] if layer is None else outs[base][layer]
             io.bind_output(name, "cpu", 0, _NP[t.dtype], list(t.shape), t.data_ptr())
         self.session.run_with_iobinding(io)
+
+
+def _plan(names: list[str], per_layer: tuple[str, ...]) -> list[tuple[str, str, int | None]]:
+    """(graph name, tensor key, layer or None) per graph input/output: ``keys_3`` -> ("keys", 3)."""
+    plan = []
+    for name in names:
+        base, _, layer = name.rpartition("_")
+        plan.append((name, base, int(layer)) if base in per_layer else (name, name, None))
+    return plan
 
 
 class ReusedBuffers:
