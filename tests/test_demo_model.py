@@ -45,8 +45,8 @@ def test_demo_matches_transformers(r):
 
 def test_demo_recognises_the_bundled_samples():
     """The shipped model is a working recogniser: on the bundled held-out samples (unseen sentences and
-    voices) its word error rate is far from the 100 % of an untrained one (measured when shipped: 43.8 %
-    with the language given, see docs/demo_model.md), offline and streamed alike."""
+    voices) its word error rate is far from the 100 % of an untrained one (measured when shipped: 18.8 %,
+    3 of 16 words, with the language given, see docs/demo_model.md), offline and streamed alike."""
     from onepass.evaluation import normalize, word_error_rate
 
     asr = onepass.load_model("demo")
@@ -60,7 +60,7 @@ def test_demo_recognises_the_bundled_samples():
         assert session.finish().token_ids == asr.transcribe(audio, rate, language=item["lang"], chunk_ms=160).token_ids
         refs.append(normalize(item["text"]))
         hyps.append(normalize(offline.text))
-    assert word_error_rate(refs, hyps) <= 0.5, list(zip(refs, hyps))
+    assert word_error_rate(refs, hyps) <= 0.3, list(zip(refs, hyps))
 
 
 # --- training tools (tools/demo_model): the pieces whose bugs would silently ruin a demo-model run ---
