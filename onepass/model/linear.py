@@ -43,8 +43,8 @@ def int8_pack(weight: torch.Tensor, bias: torch.Tensor | None):
 
 
 def int8_linear(x: torch.Tensor, packed) -> torch.Tensor:
-    """x (..., in) float32 -> (..., out); activations quantized per call (7-bit range: exact
-    on CPUs without VNNI, whose 8-bit multiply-adds can saturate)."""
+    """x (..., in) float32 -> (..., out); activations quantized per call to a 7-bit range, so that
+    CPUs without VNNI, whose 8-bit multiply-adds can saturate, do not overflow."""
     shape = x.shape
     y = torch.ops.quantized.linear_dynamic(x.reshape(-1, shape[-1]).contiguous(), packed, True)
     return y.reshape(*shape[:-1], y.shape[-1])
@@ -59,6 +59,8 @@ class Linear(nn.Linear):
 
     _packed: torch.Tensor | None = None
     _packed_key: tuple[int, int] | None = None
+    _int8 = None  # int8_pack result, see quantize_int8
+    _int8_key: tuple[int, int] | None = None
 
     def prepack(self) -> bool:
         """Reorder the weight for oneDNN; False where this torch build or device cannot."""
@@ -71,8 +73,12 @@ class Linear(nn.Linear):
         except (RuntimeError, AttributeError):  # an op missing from this build
             self._packed = None
             return False
-        self._packed_key = (w.data_ptr(), w._version)
+        self._packed_key = self._weight_key()
         return True
+
+    def _weight_key(self) -> tuple[int, int]:
+        """Identifies the weight tensor and its contents: loading or editing weights changes it."""
+        return self.weight.data_ptr(), self.weight._version
 
     def unpack(self) -> None:
         self._packed = self._packed_key = None
@@ -82,20 +88,16 @@ class Linear(nn.Linear):
         this torch build cannot. Like the packed path, edited weights fall back to dense."""
         self.unpack()
         self._int8 = int8_pack(self.weight, self.bias)
-        self._int8_key = (self.weight.data_ptr(), self.weight._version)
+        self._int8_key = self._weight_key()
         return self._int8 is not None
-
-    _int8 = None
-    _int8_key: tuple[int, int] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (self._int8 is not None and not torch.is_grad_enabled() and x.dtype == torch.float32
-                and self._int8_key == (self.weight.data_ptr(), self.weight._version)):
+                and self._int8_key == self._weight_key()):
             return int8_linear(x, self._int8)
         packed = self._packed
         if packed is not None and not torch.is_grad_enabled() and x.dtype == torch.float32 and x.device.type == "cpu":
             rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
-            w = self.weight
-            if PACKED_ROWS[0] <= rows <= PACKED_ROWS[1] and self._packed_key == (w.data_ptr(), w._version):
+            if PACKED_ROWS[0] <= rows <= PACKED_ROWS[1] and self._packed_key == self._weight_key():
                 return torch.ops.mkldnn._linear_pointwise(x.contiguous(), packed, self.bias, "none", [], "")
         return nn.functional.linear(x, self.weight, self.bias)

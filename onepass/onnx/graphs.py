@@ -188,7 +188,6 @@ class SherpaEncoder(nn.Module):
         lay = self.layout
         keys, values, conv, carry, pending = lay.unpack(cache_last_channel, cache_last_time)
         mel = audio_signal.transpose(1, 2)  # (B, W, F)
-        b = mel.shape[0]
         cut = self.window - lay.carry
         chunk = torch.cat([carry, mel[:, :cut]], dim=1)
         cache_len = cache_last_channel_len

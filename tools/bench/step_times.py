@@ -1,8 +1,9 @@
 """Engine step time at real size (random weights): torch fp32 vs ONNX Runtime fp32 / int8 / int4.
 
 One engine step with N streams ready at a chunk size, mean of 6 after 3 warm steps
-(``onepass.bench.onnx_runs.step_breakdown``); for ONNX Runtime also the share inside the session call (the rest is torch: front end, subsampling, masks, greedy
-decoding, slot gather/scatter). A step must take <= the chunk for N streams to run in real time.
+(``onepass.bench.onnx_runs.step_breakdown``); for ONNX Runtime also the share inside the session
+call (the rest is torch: front end, subsampling, masks, greedy decoding, slot gather/scatter). A
+step must take <= the chunk for N streams to run in real time.
 
     python tools/bench/step_times.py --formats torch,none,int8,int4 --onnx-root /work/op_real
 
