@@ -31,6 +31,7 @@ from .graphs import PER_LAYER, PER_LAYER_OUT, LayerwiseCore, SherpaDecoder, Sher
 
 OPSET = 17
 QUANTIZE = ("none", "int8", "int4")
+INT8_WEIGHTS = ("u8", "s7", "s8")
 EXTERNAL_DATA_BYTES = 1_500_000_000  # above this, weights go to a .data file (protobuf limit 2 GB)
 CORE_FILE = "onepass_core.onnx"
 CORE_FORMAT = 2  # 2: per-layer cache inputs/outputs (LayerwiseCore); 1 had stacked caches
@@ -42,7 +43,7 @@ class ExportSettings:
     chunk_ms: int | None = None  # sherpa encoder chunk size (ms); None: the model's default
     quantize: str = "none"  # none | int8 | int4: encoder and prompt MLP weights; the sherpa joiner gets int8 with either
     int4_block_size: int = 32  # MatMulNBits block size (weights per scale)
-    int8_weights: str = "u8"  # u8 (safe on every x86) or s8 (only with VNNI / on ARM; see _quantize_int8)
+    int8_weights: str = "u8"  # u8 or s7 (safe on every x86), s8 (only with VNNI / on ARM); see _quantize_int8
     sherpa: bool = True  # write encoder/decoder/joiner/tokens.txt for sherpa-onnx
     core: bool = True  # write onepass_core.onnx for the onepass backend
 
@@ -260,16 +261,18 @@ def _quantize_int8(raw: Path, tmp: Path, weights: str, big: bool) -> Path:
     """Dynamic 8-bit, per-channel weights, for every MatMul with a constant weight (the encoder's
     linears, including the conformer's pointwise convs, which onepass already runs as GEMMs).
 
-    Activations are uint8. Signed weights (s8) go through u8 x s8 kernels that, on x86 without
-    VNNI (AVX2), add pairs of products in saturating int16: measured here (AMD EPYC, AVX2) that
-    wrecks per-channel weights (encoder output error 117% vs 7.5% with u8 weights on a tiny model).
-    So u8 is the default; s8 is for VNNI (AVX-512 VNNI / AVX-VNNI) and ARM machines."""
+    Activations are uint8. Signed weights go through u8 x s8 kernels that, on x86 without VNNI
+    (AVX2), add pairs of products in saturating int16: with full 8-bit weights (s8) that wrecks
+    per-channel weights (measured here, AMD EPYC AVX2: encoder output error 117% vs 7.5% with u8
+    weights on a tiny model). s7 keeps signed weights to 7 bits (ONNX Runtime's reduce_range), so a
+    pair of products (255 x 64 x 2) cannot saturate; u8 x u8 kernels widen to int16 first and are
+    slower. u8 and s7 are safe on every x86; s8 is for VNNI (AVX-512 VNNI / AVX-VNNI) and ARM."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    if weights not in ("u8", "s8"):
-        raise OnePassError(f"int8 weights must be u8 or s8, not {weights!r}")
+    if weights not in INT8_WEIGHTS:
+        raise OnePassError(f"int8 weights must be one of {', '.join(INT8_WEIGHTS)}, not {weights!r}")
     dst = tmp / "int8.onnx"
-    quantize_dynamic(str(raw), str(dst), per_channel=True,
+    quantize_dynamic(str(raw), str(dst), per_channel=True, reduce_range=weights == "s7",
                      weight_type=QuantType.QUInt8 if weights == "u8" else QuantType.QInt8,
                      op_types_to_quantize=["MatMul"], extra_options={"MatMulConstBOnly": True},
                      use_external_data_format=big)
