@@ -94,7 +94,7 @@ class Subsampling(nn.Module):
         steady = x.shape[2]  # frames of the rows that are not final (the rest is tail padding)
         for i, conv in enumerate(stages):
             x, valid, lead, steady = self._stage(i, conv, x, valid, lead, final, state, steady)
-            x = torch.relu(x)
+            x = torch.relu_(x)  # the stage's own output (conv or mask result), so in place is safe
         if bool((lead != 0).any()):
             raise ValueError("lead frames must vanish by the last subsampling stage")
         b, c, t, f = x.shape
@@ -106,7 +106,8 @@ class Subsampling(nn.Module):
         t_new = x.shape[2]
         time = torch.arange(t_new, device=x.device)[None, :]
         keep = (time >= lead[:, None]) & (time < (lead + valid)[:, None])
-        x = x * keep[:, None, :, None].to(x.dtype)
+        if not bool(keep.all()):  # steady chunks are all real frames: skip a pass over the maps
+            x = x * keep[:, None, :, None].to(x.dtype)
         buf = torch.cat([state.pending[i], x], dim=2)
         p = state.pending[i].shape[2]
         steady = (p + t_steady - k) // s + 1 if p + t_steady >= k else 0
@@ -129,7 +130,8 @@ class Subsampling(nn.Module):
             out = buf_f.new_zeros(buf.shape[0], self.config.subsampling_channels, 0, self._freq_out(buf_f.shape[3]))
         out_time = torch.arange(out.shape[2], device=x.device)[None, :]
         out_keep = (out_time >= junk[:, None]) & (out_time < n_out[:, None])
-        out = out * out_keep[:, None, :, None].to(out.dtype)
+        if not bool(out_keep.all()):
+            out = out * out_keep[:, None, :, None].to(out.dtype)
         # what a continuing row keeps; a final row's pending is never used again
         state.pending[i] = buf[:, :, s * steady:p + t_steady].clone()
         state.frames_in[i] = total_in
