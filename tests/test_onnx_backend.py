@@ -102,10 +102,10 @@ def quantized(asr, tmp_path_factory):
     from onepass.onnx.export import ExportSettings, export_onnx
 
     out = {}
-    for q in ("int8", "int8-s7", "int4"):
+    for q in ("int8", "int8-u8", "int4"):
         d = tmp_path_factory.mktemp(q)
         quantize, _, weights = q.partition("-")
-        export_onnx(asr, d, ExportSettings(quantize=quantize, int8_weights=weights or "u8", sherpa=False,
+        export_onnx(asr, d, ExportSettings(quantize=quantize, int8_weights=weights or "s7", sherpa=False,
                                            int4_block_size=32))
         out[q] = d
     return out
@@ -139,10 +139,10 @@ def _int8_weights(path):
 
 
 def test_int8_weight_types(quantized):
-    """u8 weights use the whole 0..255 range; s7 weights are signed and stay within 7 bits, so the
-    u8 x s8 pair sums of AVX2 kernels (255 x 64 x 2 = 32640) cannot saturate int16."""
-    u8 = _int8_weights(quantized["int8"] / "onepass_core.onnx")
-    s7 = _int8_weights(quantized["int8-s7"] / "onepass_core.onnx")
+    """s7 (the default) weights are signed and stay within 7 bits, so the u8 x s8 pair sums of AVX2
+    kernels (255 x 64 x 2 = 32640) cannot saturate int16; u8 weights use the whole 0..255 range."""
+    s7 = _int8_weights(quantized["int8"] / "onepass_core.onnx")
+    u8 = _int8_weights(quantized["int8-u8"] / "onepass_core.onnx")
     assert len(u8) == len(s7) > 0
     assert all(w.dtype == np.uint8 for w in u8) and max(int(w.max()) for w in u8) == 255
     assert all(w.dtype == np.int8 for w in s7)
@@ -158,11 +158,11 @@ def test_int4_matmulnbits_accuracy_level_4(asr, quantized):
         assert attrs["accuracy_level"] == 4 and attrs["block_size"] == 32 and attrs["bits"] == 4
 
 
-@pytest.mark.parametrize("q", ["int8", "int8-s7", "int4"])
+@pytest.mark.parametrize("q", ["int8", "int8-u8", "int4"])
 def test_quantized_backend_tracks_fp32(hf_dir, asr, quantized, clips, q):
     """Quantization changes numbers, so this is a tolerance test on the encoder output. The tiny
     random encoder amplifies weight noise ~7x (1% weight noise -> 7% output), so the bounds are
-    loose: int8 measured 7.5% and int8-s7 (7-bit signed weights) 12.5% (bound 20%), int4 73%
+    loose: int8 (s7 weights) measured 12.5% and int8-u8 7.5% (bound 20%), int4 73%
     (bound 100%, i.e. not garbage; a broken per-channel s8 kernel path measured 117%). Token
     agreement is measured at real size instead."""
     q_asr = onepass.load_model(hf_dir, backend="onnxruntime", onnx_dir=quantized[q], threads=1)

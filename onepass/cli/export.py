@@ -19,9 +19,9 @@ def add_parser(sub) -> None:
     p.add_argument("--quantize", choices=["none", "int8", "int4"], default="none",
                    help="encoder weights: none (fp32), int8 (dynamic, per channel), int4 (MatMulNBits)")
     p.add_argument("--int4-block-size", type=int, default=32, help="int4 weights per scale (default: %(default)s)")
-    p.add_argument("--int8-weights", choices=["u8", "s7", "s8"], default="u8",
-                   help="int8 weight type: u8 (any x86; default), s7 (signed in 7 bits, any x86) "
-                        "or s8 (VNNI or ARM CPUs only)")
+    p.add_argument("--int8-weights", choices=["s7", "u8", "s8"], default="s7",
+                   help="int8 weight type: s7 (signed in 7 bits, any x86; default), u8 (any x86; more "
+                        "accurate, slower) or s8 (VNNI or ARM CPUs only)")
     p.add_argument("--out", "-o", required=True, help="output directory (created)")
     p.add_argument("--chunk-ms", type=int, default=None,
                    help="chunk size of the sherpa-onnx encoder (default: the model's default)")

@@ -43,7 +43,7 @@ class ExportSettings:
     chunk_ms: int | None = None  # sherpa encoder chunk size (ms); None: the model's default
     quantize: str = "none"  # none | int8 | int4: encoder and prompt MLP weights; the sherpa joiner gets int8 with either
     int4_block_size: int = 32  # MatMulNBits block size (weights per scale)
-    int8_weights: str = "u8"  # u8 or s7 (safe on every x86), s8 (only with VNNI / on ARM); see _quantize_int8
+    int8_weights: str = "s7"  # s7 or u8 (safe on every x86), s8 (only with VNNI / on ARM); see _quantize_int8
     sherpa: bool = True  # write encoder/decoder/joiner/tokens.txt for sherpa-onnx
     core: bool = True  # write onepass_core.onnx for the onepass backend
 
@@ -264,9 +264,10 @@ def _quantize_int8(raw: Path, tmp: Path, weights: str, big: bool) -> Path:
     Activations are uint8. Signed weights go through u8 x s8 kernels that, on x86 without VNNI
     (AVX2), add pairs of products in saturating int16: with full 8-bit weights (s8) that wrecks
     per-channel weights (measured here, AMD EPYC AVX2: encoder output error 117% vs 7.5% with u8
-    weights on a tiny model). s7 keeps signed weights to 7 bits (ONNX Runtime's reduce_range), so a
-    pair of products (255 x 64 x 2) cannot saturate; u8 x u8 kernels widen to int16 first and are
-    slower. u8 and s7 are safe on every x86; s8 is for VNNI (AVX-512 VNNI / AVX-VNNI) and ARM."""
+    weights on a tiny model). s7 (the default) keeps signed weights to 7 bits (ONNX Runtime's
+    reduce_range), so a pair of products (255 x 64 x 2) cannot saturate; u8 weights take u8 x u8
+    kernels, which widen to int16 first: 5-25% slower here, with 40% less weight error (docs/
+    benchmarks.md). s7 and u8 are safe on every x86; s8 is for VNNI (AVX-512 VNNI / AVX-VNNI) and ARM."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     if weights not in INT8_WEIGHTS:

@@ -24,7 +24,7 @@ import torch
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--formats", default="torch,none,int8,int4",
-                    help="torch and/or ONNX formats none,int8,int4; int8-s7 / int8-s8: int8 with those weights")
+                    help="torch and/or ONNX formats none,int8,int4; int8-u8 / int8-s8: int8 with those weights")
     ap.add_argument("--cases", default="80x1,160x1,560x1,160x6,560x12", help="CHUNK_MSxSTREAMS, comma-separated")
     ap.add_argument("--onnx-root", type=Path, default=Path("/tmp/onepass-step-times"))
     ap.add_argument("--threads", type=int, default=2)
@@ -55,7 +55,7 @@ def main() -> None:
         if not (d / CORE_FILE).exists():
             t = time.time()
             quantize, _, weights = q.partition("-")
-            export_onnx(asr, d, ExportSettings(chunk_ms=560, quantize=quantize, int8_weights=weights or "u8",
+            export_onnx(asr, d, ExportSettings(chunk_ms=560, quantize=quantize, int8_weights=weights or "s7",
                                                sherpa=False))
             res[f"export_{q}_s"] = round(time.time() - t)
         oasr = to_onnxruntime(asr, d, threads=args.threads)
