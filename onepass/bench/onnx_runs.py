@@ -29,15 +29,19 @@ def export_dir(asr: Recognizer, quantize: str, chunk_ms: int, root: str | Path |
     base = Path(root) if root else Path(tempfile.mkdtemp(prefix="onepass-bench-onnx-"))
     out = base / f"{quantize}-{chunk_ms}"
     manifest = out / MANIFEST
+    settings = ExportSettings(chunk_ms=chunk_ms, quantize=quantize)
     if manifest.exists():
         m = json.loads(manifest.read_text())
-        if (m.get("fingerprint"), m.get("quantize"), m.get("chunk_ms")) == (fingerprint(asr.model), quantize, chunk_ms):
+        want = (fingerprint(asr.model), quantize, chunk_ms, settings.int8_weights, settings.int4_block_size)
+        # exports before the int8_weights setting were u8
+        if (m.get("fingerprint"), m.get("quantize"), m.get("chunk_ms"), m.get("int8_weights", "u8"),
+                m.get("int4_block_size")) == want:
             files = {f.name: _size(f) for f in sorted(out.glob("*.onnx"))}
             files["tokens.txt"] = _size(out / "tokens.txt")
             log(f"reusing the {quantize} export in {out}")
             return out, files
     start = time.monotonic()
-    result = export_onnx(asr, out, ExportSettings(chunk_ms=chunk_ms, quantize=quantize))
+    result = export_onnx(asr, out, settings)
     log(f"exported {quantize} ({chunk_ms} ms) in {time.monotonic() - start:.0f} s: "
         + ", ".join(f"{k} {v / 1e6:.0f} MB" for k, v in result.files.items()))
     return out, result.files

@@ -81,8 +81,9 @@ def export_onnx(asr: Recognizer, out_dir: str | Path, settings: ExportSettings =
     finally:
         for m in packed:
             m.prepack()
-    manifest = {"source": asr.info.source, "name": asr.info.name, "chunk_ms": (r + 1) * ENCODER_FRAME_MS,
-                "right_context": r, "fingerprint": fingerprint(model), **asdict(settings)}
+    # the chunk size the sherpa encoder was made for (settings.chunk_ms may be None: the default)
+    manifest = {"source": asr.info.source, "name": asr.info.name, **asdict(settings),
+                "chunk_ms": (r + 1) * ENCODER_FRAME_MS, "right_context": r, "fingerprint": fingerprint(model)}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     sizes = {f: _size(out / f) for f in files}
     return ExportResult(str(out), sizes, (r + 1) * ENCODER_FRAME_MS, settings.quantize)
