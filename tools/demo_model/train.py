@@ -254,18 +254,22 @@ def rnnt_forward(model, feats, mask, prompt_ids, targets, target_lengths, r: int
     batch (NLL sums / number of labels; the frame CEs are means over the frames of the clips that have a
     target in ``align`` / ``phone_tgt`` [B, T'], -100 elsewhere)."""
     blank = model.config.blank_token_id
+    dev = model.decoder.embedding.weight.device  # batches are built on the CPU; the model may be elsewhere
+    feats, mask, prompt_ids, targets, target_lengths, pred_inputs, align, phone_tgt = (
+        None if t is None else t.to(dev)
+        for t in (feats, mask, prompt_ids, targets, target_lengths, pred_inputs, align, phone_tgt))
     enc = model.get_audio_features(input_features=feats, attention_mask=mask, prompt_ids=prompt_ids,
                                    num_lookahead_tokens=r).pooler_output  # [B, T', H]
     enc_len = model.encoder._get_output_attention_mask(mask, target_length=enc.shape[1]).sum(-1)
-    nll = torch.zeros(1)
+    nll = torch.zeros(1, device=dev)
     if with_rnnt:
-        dec_in = torch.cat([torch.full((targets.shape[0], 1), blank, dtype=torch.long),
+        dec_in = torch.cat([torch.full((targets.shape[0], 1), blank, dtype=torch.long, device=dev),
                             targets if pred_inputs is None else pred_inputs], dim=1)
         dec = model.decoder(dec_in)  # [B, U+1, H]
         logits = model.joint(decoder_hidden_states=dec[:, None, :, :], encoder_hidden_states=enc[:, :, None, :])
         nll = rnnt_loss(logits, targets, enc_len, target_lengths, blank)
-    ctc = torch.zeros(())
-    ce = torch.zeros(())
+    ctc = torch.zeros((), device=dev)
+    ce = torch.zeros((), device=dev)
     if ctc_head is not None:
         head = ctc_head(enc)
         lp = head.log_softmax(-1).transpose(0, 1)  # [T', B, V]
@@ -274,7 +278,7 @@ def rnnt_forward(model, feats, mask, prompt_ids, targets, target_lengths, r: int
         if align is not None and bool((align >= 0).any()):
             ce = torch.nn.functional.cross_entropy(head[:, : align.shape[1]].reshape(-1, head.shape[-1]),
                                                    align[:, : head.shape[1]].reshape(-1), ignore_index=-100)
-    pce = torch.zeros(())
+    pce = torch.zeros((), device=dev)
     if phone_head is not None and phone_tgt is not None and bool((phone_tgt >= 0).any()):
         ph = phone_head(enc)
         pce = torch.nn.functional.cross_entropy(ph[:, : phone_tgt.shape[1]].reshape(-1, ph.shape[-1]),
@@ -332,6 +336,10 @@ def main() -> None:
                     help="start from this run's ckpt.pt (weights and heads; same model config and tokenizer, "
                          "whose demo_spm.model is copied) with a fresh optimizer and schedule: the second "
                          "stage of the shipped recipe")
+    ap.add_argument("--device", default="cpu",
+                    help="torch device for the model and the losses (cuda, cuda:1, ...); batches, "
+                         "SpecAugment and the random draws stay on the CPU, so a run is the same recipe "
+                         "on any device (default: %(default)s)")
     ap.add_argument("--deadline-min", type=float,
                     help="wall-clock budget in minutes for this run: the cosine decay is squeezed so that it "
                          "ends by then (progress = max(step progress, time progress)) and training stops")
@@ -394,6 +402,11 @@ def main() -> None:
         for mod in model.encoder.subsampling.modules():
             if isinstance(mod, torch.nn.Conv2d):
                 mod.requires_grad_(False)
+    device = torch.device(args.device)
+    model.to(device)
+    for head in (ctc_head, phone_head):
+        if head is not None:
+            head.to(device)
     params = [p for p in model.parameters() if p.requires_grad] + (list(ctc_head.parameters()) if ctc_head is not None else [])
     params += list(phone_head.parameters()) if phone_head is not None else []
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
@@ -402,7 +415,7 @@ def main() -> None:
     rng = random.Random(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
     if args.resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, weights_only=False)
+        ck = torch.load(ckpt_path, weights_only=False, map_location="cpu")
         model.load_state_dict(ck["model"])
         if phone_head is not None and "phone" in ck:
             phone_head.load_state_dict(ck["phone"])
@@ -424,7 +437,7 @@ def main() -> None:
         torch.set_rng_state(ck["torch_rng"])
         print(f"resumed at step {step}", flush=True)
     elif args.init_from:
-        ck = torch.load(args.init_from, weights_only=False)
+        ck = torch.load(args.init_from, weights_only=False, map_location="cpu")
         model.load_state_dict(ck["model"])
         if ctc_head is not None:
             ctc_head.load_state_dict(ck["ctc"])
@@ -529,7 +542,8 @@ def main() -> None:
                             rng=rng.getstate(), gen=g.get_state(), torch_rng=torch.get_rng_state()), tmp)
             os.replace(tmp, ckpt_path)
             model.eval()
-            save_hf(model, processor, args.out / "hf_last")
+            save_hf(model.cpu(), processor, args.out / "hf_last")
+            model.to(device)  # the same Parameter objects: the optimizer state stays valid
             model.train()
             rn, c, rn2, c2 = audio_use(model, ctc_head, feats, labels, prompts, check_idx)
             print(f"checkpoint step {step} audio check (r=13, 12 clips): rnnt {rn:.3f} vs swapped {rn2:.3f}, "
