@@ -1,12 +1,13 @@
 """Kernel ceilings of this CPU: memory bandwidth and ONNX Runtime MatMul throughput per weight format.
 
 A graph of 8 FFN blocks (MatMul 1024x4096, ReLU, MatMul 4096x1024; 256 MB fp32, more than the caches),
-quantized like the encoder export (dynamic int8 with per-channel u8 weights; MatMulNBits int4, block 32,
-accuracy level 4), timed at 1, 7 and 84 rows (one stream at 80 ms, one at 560 ms, 12 at 560 ms).
+quantized like the encoder export (dynamic int8 with per-channel weights, s7 = signed 7-bit, the default,
+and u8; MatMulNBits int4, block 32, accuracy level 4), timed at 1, 7, 12 and 84 rows (one stream at 80 ms,
+one at 560 ms, 6 at 160 ms, 12 at 560 ms), with each format's error against fp32.
 
     python tools/bench/kernels.py --dir /tmp/onepass-kernels
 
-Prints a table and one JSON object (GMAC/s = rows x 67.1M MACs / time).
+Prints a table and one JSON object (GMAC/s = rows x 67.1M MACs / time; error = ||y - y_fp32|| / ||y_fp32||).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pathlib import Path
 import numpy as np
 
 K, N, BLOCKS = 1024, 4096, 8
+FORMATS = ("fp32", "int8-s7", "int8-u8", "int4")  # fp32 first: the reference of the error column
+ROWS = (1, 7, 12, 84)
 MACS = BLOCKS * 2 * K * N
 
 
@@ -46,7 +49,9 @@ def build(d: Path) -> None:
     m.ir_version = 8
     d.mkdir(parents=True, exist_ok=True)
     onnx.save(m, str(d / "fp32.onnx"))
-    quantize_dynamic(str(d / "fp32.onnx"), str(d / "int8.onnx"), per_channel=True, weight_type=QuantType.QUInt8)
+    quantize_dynamic(str(d / "fp32.onnx"), str(d / "int8-u8.onnx"), per_channel=True, weight_type=QuantType.QUInt8)
+    quantize_dynamic(str(d / "fp32.onnx"), str(d / "int8-s7.onnx"), per_channel=True, reduce_range=True,
+                     weight_type=QuantType.QInt8)
     q = MatMulNBitsQuantizer(onnx.load(str(d / "fp32.onnx")), block_size=32, is_symmetric=True, accuracy_level=4)
     q.process()
     q.model.save_model_to_file(str(d / "int4.onnx"))
@@ -61,7 +66,7 @@ def main() -> None:
     import onnxruntime as ort
     import torch
 
-    if not all((args.dir / f"{k}.onnx").exists() for k in ("fp32", "int8", "int4")):
+    if not all((args.dir / f"{k}.onnx").exists() for k in FORMATS):
         build(args.dir)
     torch.set_num_threads(args.threads)
     res: dict = {"threads": args.threads, "load_start": os.getloadavg()}
@@ -74,20 +79,24 @@ def main() -> None:
     so.intra_op_num_threads = args.threads
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     rng = np.random.default_rng(0)
-    rows_list = (1, 7, 84)
-    for k in ("fp32", "int8", "int4"):
+    xs = {rows: {"x": rng.standard_normal((rows, K)).astype(np.float32)} for rows in ROWS}
+    ref = {}
+    for k in FORMATS:
         s = ort.InferenceSession(str(args.dir / f"{k}.onnx"), so, providers=["CPUExecutionProvider"])
-        for rows in rows_list:
-            x = {"x": rng.standard_normal((rows, K)).astype(np.float32)}
-            s.run(None, x)
+        for rows, x in xs.items():
+            y = s.run(None, x)[0]
+            ref.setdefault(rows, y)  # fp32 comes first
             t = float(np.median(_times(lambda: s.run(None, x), 7)))
-            res[f"{k}_rows{rows}"] = {"ms": round(1000 * t, 1), "GMACps": round(rows * MACS / t / 1e9, 1)}
+            err = float(np.linalg.norm(y - ref[rows]) / np.linalg.norm(ref[rows]))
+            res[f"{k}_rows{rows}"] = {"ms": round(1000 * t, 1), "GMACps": round(rows * MACS / t / 1e9, 1),
+                                      "error": round(err, 3)}
     res["load_end"] = os.getloadavg()
-    print("| weights | " + " | ".join(f"{r} rows" for r in rows_list) + " |")
-    print("|---|" + "---|" * len(rows_list))
-    for k in ("fp32", "int8", "int4"):
-        print(f"| {k} | " + " | ".join(f"{res[f'{k}_rows{r}']['ms']} ms, {res[f'{k}_rows{r}']['GMACps']} GMAC/s"
-                                      for r in rows_list) + " |")
+    print("| weights | " + " | ".join(f"{r} rows" for r in ROWS) + " |")
+    print("|---|" + "---|" * len(ROWS))
+    for k in FORMATS:
+        cells = [f"{res[f'{k}_rows{r}']['ms']} ms, {res[f'{k}_rows{r}']['GMACps']} GMAC/s" for r in ROWS]
+        err = res[f"{k}_rows{ROWS[-1]}"]["error"]
+        print(f"| {k} (error {100 * err:.1f}%) | " + " | ".join(cells) + " |")
     print(f"memory bandwidth (torch, {args.threads} threads): sum {res['bandwidth_sum_GBps']} GB/s, "
           f"copy {res['bandwidth_copy_GBps']} GB/s")
     print(json.dumps(res))
