@@ -267,7 +267,7 @@ def _quantize_int8(raw: Path, tmp: Path, weights: str, big: bool) -> Path:
     per-channel weights (measured here, AMD EPYC AVX2: encoder output error 117% vs 7.5% with u8
     weights on a tiny model). s7 (the default) keeps signed weights to 7 bits (ONNX Runtime's
     reduce_range), so a pair of products (255 x 64 x 2) cannot saturate; u8 weights take u8 x u8
-    kernels, which widen to int16 first: 5-25% slower here, with 40% less weight error (docs/
+    kernels, which widen to int16 first: 3-23% slower here, with 40% less weight error (docs/
     benchmarks.md). s7 and u8 are safe on every x86; s8 is for VNNI (AVX-512 VNNI / AVX-VNNI) and ARM."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
