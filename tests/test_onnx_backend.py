@@ -105,8 +105,8 @@ def quantized(asr, tmp_path_factory):
     for q in ("int8", "int8-u8", "int4"):
         d = tmp_path_factory.mktemp(q)
         quantize, _, weights = q.partition("-")
-        export_onnx(asr, d, ExportSettings(quantize=quantize, int8_weights=weights or "s7", sherpa=False,
-                                           int4_block_size=32))
+        export_onnx(asr, d, ExportSettings(quantize=quantize, sherpa=False, int4_block_size=32,
+                                           int8_weights=weights or ExportSettings.int8_weights))
         out[q] = d
     return out
 

@@ -21,8 +21,9 @@ from .audio import speech_like
 def export_dir(asr: Recognizer, quantize: str, chunk_ms: int, root: str | Path | None,
                log: Callable[[str], None]) -> tuple[Path, dict[str, int]]:
     """Export (sherpa files for chunk_ms + onepass core) into root/<quantize>-<chunk> or a temp dir;
-    an export already there from the same weights (manifest fingerprint) is reused."""
+    an export already there from the same weights (manifest fingerprint) and settings is reused."""
     import json
+    from dataclasses import asdict
 
     from ..onnx.export import MANIFEST, ExportSettings, _size, export_onnx, fingerprint
 
@@ -32,10 +33,9 @@ def export_dir(asr: Recognizer, quantize: str, chunk_ms: int, root: str | Path |
     settings = ExportSettings(chunk_ms=chunk_ms, quantize=quantize)
     if manifest.exists():
         m = json.loads(manifest.read_text())
-        want = (fingerprint(asr.model), quantize, chunk_ms, settings.int8_weights, settings.int4_block_size)
-        # exports before the int8_weights setting were u8
-        if (m.get("fingerprint"), m.get("quantize"), m.get("chunk_ms"), m.get("int8_weights", "u8"),
-                m.get("int4_block_size")) == want:
+        # the manifest records every export setting: reuse only an export made exactly like this one
+        same = all(m.get(k) == v for k, v in asdict(settings).items())
+        if same and m.get("fingerprint") == fingerprint(asr.model):
             files = {f.name: _size(f) for f in sorted(out.glob("*.onnx"))}
             files["tokens.txt"] = _size(out / "tokens.txt")
             log(f"reusing the {quantize} export in {out}")

@@ -55,8 +55,8 @@ def main() -> None:
         if not (d / CORE_FILE).exists():
             t = time.time()
             quantize, _, weights = q.partition("-")
-            export_onnx(asr, d, ExportSettings(chunk_ms=560, quantize=quantize, int8_weights=weights or "s7",
-                                               sherpa=False))
+            export_onnx(asr, d, ExportSettings(chunk_ms=560, quantize=quantize, sherpa=False,
+                                               int8_weights=weights or ExportSettings.int8_weights))
             res[f"export_{q}_s"] = round(time.time() - t)
         oasr = to_onnxruntime(asr, d, threads=args.threads)
         res["steps_ms"][f"onnxruntime-{q}"] = _breakdowns(oasr, audio, cases)
