@@ -150,12 +150,17 @@ def test_int8_weight_types(quantized):
 
 
 def test_int4_matmulnbits_accuracy_level_4(asr, quantized):
-    model, _ = _ops(quantized["int4"] / "onepass_core.onnx")
+    """int4: every MatMul of the conformer layers is MatMulNBits; the prompt MLP and the encoder
+    projector (outside the layers) are int8; no float MatMul with a constant weight is left."""
+    model, inits = _ops(quantized["int4"] / "onepass_core.onnx")
     nbits = [n for n in model.graph.node if n.op_type == "MatMulNBits"]
-    assert len(nbits) >= asr.config.encoder.num_layers * 10 + 3
+    assert len(nbits) == asr.config.encoder.num_layers * 10 and all("/layers." in n.name for n in nbits)
     for n in nbits:
         attrs = {a.name: a.i for a in n.attribute}
         assert attrs["accuracy_level"] == 4 and attrs["block_size"] == 32 and attrs["bits"] == 4
+    int8 = [n for n in model.graph.node if n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul")]
+    assert len(int8) == 3 and not any("/layers." in n.name for n in int8)
+    assert not [n for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in inits]
 
 
 @pytest.mark.parametrize("q", ["int8", "int8-u8", "int4"])

@@ -87,3 +87,19 @@ def test_quantized_export_has_an_int8_sherpa_joiner(asr, tmp_path):
         ref = asr.model.joint(asr.model.encoder_projector(enc[:, :, 0]), pred[:, :, 0])
     got = torch.from_numpy(out[:, 0, 0])
     assert (got - ref).norm() / ref.norm() < 0.1
+
+
+def test_int4_block_size_default_follows_the_encoder_width(asr, tmp_path):
+    """No block size given: 16 for an encoder narrower than 512 (the tiny and demo models), 32 for the
+    real model's width; the manifest records the block size used."""
+    import onnx
+
+    from onepass.onnx.export import ExportSettings, default_int4_block, export_onnx
+
+    assert asr.config.encoder.hidden_size < 512
+    assert (default_int4_block(144), default_int4_block(1024)) == (16, 32)
+    assert ExportSettings(quantize="int4", int4_block_size=64).resolved(144).int4_block_size == 64
+    export_onnx(asr, tmp_path, ExportSettings(quantize="int4", sherpa=False))
+    assert json.loads((tmp_path / "onepass_onnx.json").read_text())["int4_block_size"] == 16
+    nbits = [n for n in onnx.load(str(tmp_path / "onepass_core.onnx")).graph.node if n.op_type == "MatMulNBits"]
+    assert nbits and all({a.name: a.i for a in n.attribute}["block_size"] == 16 for n in nbits)

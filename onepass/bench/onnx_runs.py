@@ -30,7 +30,7 @@ def export_dir(asr: Recognizer, quantize: str, chunk_ms: int, root: str | Path |
     base = Path(root) if root else Path(tempfile.mkdtemp(prefix="onepass-bench-onnx-"))
     out = base / f"{quantize}-{chunk_ms}"
     manifest = out / MANIFEST
-    settings = ExportSettings(chunk_ms=chunk_ms, quantize=quantize)
+    settings = ExportSettings(chunk_ms=chunk_ms, quantize=quantize).resolved(asr.model.config.encoder.hidden_size)
     if manifest.exists():
         m = json.loads(manifest.read_text())
         # the manifest records every export setting: reuse only an export made exactly like this one

@@ -18,7 +18,8 @@ def add_parser(sub) -> None:
     p.add_argument("--format", choices=["onnx"], default="onnx", help="export format (default: %(default)s)")
     p.add_argument("--quantize", choices=["none", "int8", "int4"], default="none",
                    help="encoder weights: none (fp32), int8 (dynamic, per channel), int4 (MatMulNBits)")
-    p.add_argument("--int4-block-size", type=int, default=32, help="int4 weights per scale (default: %(default)s)")
+    p.add_argument("--int4-block-size", type=int, default=None,
+                   help="int4 weights per scale (default: 32, or 16 for encoders narrower than 512)")
     p.add_argument("--int8-weights", choices=["s7", "u8", "s8"], default="s7",
                    help="int8 weight type: s7 (signed in 7 bits, any x86; default), u8 (any x86; more "
                         "accurate, slower) or s8 (VNNI or ARM CPUs only)")

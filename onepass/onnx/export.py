@@ -18,7 +18,7 @@ import json
 import logging
 import tempfile
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -42,10 +42,24 @@ MANIFEST = "onepass_onnx.json"
 class ExportSettings:
     chunk_ms: int | None = None  # sherpa encoder chunk size (ms); None: the model's default
     quantize: str = "none"  # none | int8 | int4: encoder and prompt MLP weights; the sherpa joiner gets int8 with either
-    int4_block_size: int = 32  # MatMulNBits block size (weights per scale)
+    int4_block_size: int | None = None  # MatMulNBits weights per scale; None: default_int4_block (16 or 32)
     int8_weights: str = "s7"  # s7 or u8 (safe on every x86), s8 (only with VNNI / on ARM); see _quantize_int8
     sherpa: bool = True  # write encoder/decoder/joiner/tokens.txt for sherpa-onnx
     core: bool = True  # write onepass_core.onnx for the onepass backend
+
+    def resolved(self, hidden_size: int) -> ExportSettings:
+        """These settings with the int4 block size filled in for an encoder of this width."""
+        if self.int4_block_size is not None:
+            return self
+        return replace(self, int4_block_size=default_int4_block(hidden_size))
+
+
+def default_int4_block(hidden_size: int) -> int:
+    """32 weights per scale, 16 for encoders narrower than 512 (measured, docs/benchmarks.md): on the demo
+    model (d 144, rows of 144-864 weights) block 16 halves int4's WER cost (+1.7 -> +0.9 points) for 10 %
+    more bytes; on the real model (d 1024) block 16 would make the file ~445 MB instead of ~370 MB and every
+    memory-bound single-stream step read those bytes, for rows 1024-4096 wide."""
+    return 16 if hidden_size < 512 else 32
 
 
 @dataclass(frozen=True)
@@ -61,6 +75,7 @@ def export_onnx(asr: Recognizer, out_dir: str | Path, settings: ExportSettings =
     if settings.quantize not in QUANTIZE:
         raise OnePassError(f"unknown quantization {settings.quantize!r}; use one of {', '.join(QUANTIZE)}")
     model = asr.model
+    settings = settings.resolved(model.config.encoder.hidden_size)
     if model.joint.head.weight.dtype != torch.float32 or model.joint.head.weight.device.type != "cpu":
         raise OnePassError("ONNX export needs the model in float32 on the CPU (--dtype float32 --device cpu)")
     r = asr.config.right_context_for_chunk_ms(settings.chunk_ms)
@@ -221,7 +236,7 @@ def _export(module, inputs, path: Path, names, out_names, dynamic_axes, meta: di
             logging.disable(logging.WARNING)  # the quantizers log every node they skip
             try:
                 raw = (_quantize_int8(raw, Path(tmp), settings.int8_weights, big) if quantize == "int8"
-                       else _quantize_int4(raw, Path(tmp), settings.int4_block_size, big))
+                       else _quantize_int4(raw, Path(tmp), settings.int4_block_size, big, settings.int8_weights))
             finally:
                 logging.disable(logging.NOTSET)
         proto = onnx.load(str(raw))
@@ -281,14 +296,22 @@ def _quantize_int8(raw: Path, tmp: Path, weights: str, big: bool) -> Path:
     return dst
 
 
-def _quantize_int4(raw: Path, tmp: Path, block_size: int, big: bool) -> Path:
-    """4-bit MatMulNBits (symmetric, per block), accuracy level 4 (int8 activations on CPU)."""
+def _quantize_int4(raw: Path, tmp: Path, block_size: int, big: bool, int8_weights: str) -> Path:
+    """4-bit MatMulNBits (symmetric, per block), accuracy level 4 (int8 activations on CPU), for the
+    conformer layers' MatMuls; the few matrices outside the layers (subsampling output projection, prompt
+    MLP, encoder projector: 5 M of the real model's 600 M weights) get int8 (``_quantize_int8``). Nothing
+    after them absorbs their rounding (the projector feeds the joint, the prompt is added to every frame):
+    on the demo model int8 there takes about 0.9 points off int4's WER cost (docs/benchmarks.md)."""
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
     model = onnx.load(str(raw))
-    q = MatMulNBitsQuantizer(model, block_size=block_size, is_symmetric=True, accuracy_level=4)
+    consts = {t.name for t in model.graph.initializer}
+    outside = [n.name for n in model.graph.node
+               if n.op_type == "MatMul" and n.input[1] in consts and "/layers." not in n.name]
+    q = MatMulNBitsQuantizer(model, block_size=block_size, is_symmetric=True, accuracy_level=4,
+                             nodes_to_exclude=outside)
     q.process()
     dst = tmp / "int4.onnx"
     q.model.save_model_to_file(str(dst), use_external_data_format=big)
-    return dst
+    return _quantize_int8(dst, tmp, int8_weights, big) if outside else dst

@@ -31,6 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build import ModelConfig, build_model_and_processor, save_hf, train_sentencepiece  # noqa: E402
+from grow import fit_inserted_norms_, grow_state_dict, growth_error  # noqa: E402
 from rnnt_loss import rnnt_loss  # noqa: E402
 from targets import frame_phones, frame_targets, pad_frame_targets, phone_inventory  # noqa: E402
 
@@ -300,15 +301,25 @@ def rnnt_weight(step: int, cfg: TrainConfig) -> float:
     return min(1.0, (step - cfg.rnnt_start_step + 1) / max(1, cfg.rnnt_ramp_steps)) if cfg.rnnt_start_step else 1.0
 
 
-def audio_use(model, ctc_head, feats, labels, prompts, idx: list[int]) -> tuple[float, float, float, float]:
-    """(RNN-T, CTC) loss of clips ``idx`` with their own audio and with each clip's audio rolled to the next
-    clip (no grad, eval mode, r = 13). The swapped losses must be clearly higher once the audio is used."""
+def check_idx_for(rows: list[dict]) -> list[int]:
+    """Fixed clips for the audio-use check: the first 4 per language."""
+    return [i for lang in PROMPT_SLOT for i in [j for j, r in enumerate(rows) if r["lang"] == lang][:4]]
+
+
+def check_batch(feats, prompts, idx: list[int]):
+    """(features, mask, prompt ids) of clips ``idx``, padded."""
     x = torch.nn.utils.rnn.pad_sequence([feats[i].float() for i in idx], batch_first=True)
     xl = torch.tensor([len(feats[i]) for i in idx])
     mask = (torch.arange(x.shape[1])[None] < xl[:, None]).long()
+    return x, mask, torch.tensor([prompts[i] for i in idx])
+
+
+def audio_use(model, ctc_head, feats, labels, prompts, idx: list[int]) -> tuple[float, float, float, float]:
+    """(RNN-T, CTC) loss of clips ``idx`` with their own audio and with each clip's audio rolled to the next
+    clip (no grad, eval mode, r = 13). The swapped losses must be clearly higher once the audio is used."""
+    x, mask, pid = check_batch(feats, prompts, idx)
     y = torch.nn.utils.rnn.pad_sequence([torch.tensor(labels[i]) for i in idx], batch_first=True)
     yl = torch.tensor([len(labels[i]) for i in idx])
-    pid = torch.tensor([prompts[i] for i in idx])
     perm = torch.roll(torch.arange(len(idx)), 1)
     was = model.training
     model.eval()
@@ -333,9 +344,10 @@ def main() -> None:
                     help="with --resume: re-initialise the subsampling stack (see init_subsampling_) and the "
                          "optimizer (used once in the shipped run, whose first 1,600 steps had a dead subsampling)")
     ap.add_argument("--init-from", type=Path,
-                    help="start from this run's ckpt.pt (weights and heads; same model config and tokenizer, "
-                         "whose demo_spm.model is copied) with a fresh optimizer and schedule: the second "
-                         "stage of the shipped recipe")
+                    help="start from this run's ckpt.pt (weights and heads; same tokenizer, whose "
+                         "demo_spm.model is copied) with a fresh optimizer and schedule: the later stages of "
+                         "the shipped recipe. A config with wider FF blocks or more layers grows the "
+                         "checkpoint (grow.py)")
     ap.add_argument("--device", default="cpu",
                     help="torch device for the model and the losses (cuda, cuda:1, ...); batches, "
                          "SpecAugment and the random draws stay on the CPU, so a run is the same recipe "
@@ -438,7 +450,23 @@ def main() -> None:
         print(f"resumed at step {step}", flush=True)
     elif args.init_from:
         ck = torch.load(args.init_from, weights_only=False, map_location="cpu")
-        model.load_state_dict(ck["model"])
+        fresh = model.state_dict()
+        if any(k not in ck["model"] or ck["model"][k].shape != v.shape for k, v in fresh.items()):
+            old_model, _ = build_model_and_processor(load_config(str(args.init_from.parent / "config.json")).model,
+                                                     spm_path)
+            old_model.load_state_dict(ck["model"])
+            init_weights_(model, feats)  # fresh weights for what is new (the subsampling init is overwritten)
+            model.load_state_dict(grow_state_dict(ck["model"], model))
+            fit = [i for lang in PROMPT_SLOT for i in [j for j, r in enumerate(rows) if r["lang"] == lang][4:68]]
+            fit_inserted_norms_(old_model, model, *check_batch(feats, prompts, fit))  # 192 clips, not the check's
+            x, mask, pid = check_batch(feats, prompts, check_idx_for(rows))
+            print(f"grown from {args.init_from.parent}: {len(old_model.encoder.layers)} -> "
+                  f"{len(model.encoder.layers)} layers, FF {old_model.config.encoder_config.intermediate_size} -> "
+                  f"{model.config.encoder_config.intermediate_size}; encoder output changed by "
+                  f"{growth_error(old_model, model, x, mask, pid):.2%} (relative L2, 12 clips)", flush=True)
+            del old_model
+        else:
+            model.load_state_dict(ck["model"])
         if ctc_head is not None:
             ctc_head.load_state_dict(ck["ctc"])
         if phone_head is not None:
@@ -463,8 +491,7 @@ def main() -> None:
 
     subset = [i for lang in PROMPT_SLOT for i in [j for j, r in enumerate(rows) if r["lang"] == lang][: cfg.warm_subset]]
     in_subset = False
-    # fixed clips for the audio-use check: 4 per language, similar lengths
-    check_idx = [i for lang in PROMPT_SLOT for i in [j for j, r in enumerate(rows) if r["lang"] == lang][:4]]
+    check_idx = check_idx_for(rows)
     model.train()
     t_start, t_log, loss_acc, ctc_acc, ce_acc, pce_acc, n_acc = time.time(), time.time(), 0.0, 0.0, 0.0, 0.0, 0
     done = False
