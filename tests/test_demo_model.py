@@ -115,6 +115,55 @@ def test_output_priors_init():
     assert torch.allclose(p_joint[:5], unigram[:5] * 6 / 26)
 
 
+def _tiny_rnnt(layers: int, ff: int, seed: int):
+    from transformers import Nemotron3_5AsrConfig, Nemotron3_5AsrForRNNT
+
+    torch.manual_seed(seed)
+    enc = dict(model_type="nemotron_asr_streaming_encoder", hidden_size=16, num_hidden_layers=layers,
+               num_attention_heads=2, intermediate_size=ff, subsampling_conv_channels=4, num_mel_bins=16,
+               sliding_window=9, default_num_lookahead_tokens=1)
+    cfg = Nemotron3_5AsrConfig(encoder_config=enc, num_prompts=128, prompt_intermediate_size=8, vocab_size=6,
+                               decoder_hidden_size=8, num_decoder_layers=1, blank_token_id=5, pad_token_id=1)
+    return Nemotron3_5AsrForRNNT(cfg).eval()
+
+
+def test_growing_a_checkpoint_keeps_what_it_computes():
+    """grow.py: wider FF blocks are exact (new hidden units start disconnected); inserted layers only add
+    a LayerNorm, refit to map its input back onto itself (float tolerance: measured 2e-4 relative here,
+    1.3 before the refit)."""
+    _tools()
+    import grow
+
+    old = _tiny_rnnt(2, 32, 0)
+    with torch.no_grad():  # trained-looking LayerNorms (a fresh one is the identity affine)
+        for layer in old.encoder.layers:
+            layer.norm_out.weight.uniform_(0.5, 1.5)
+            layer.norm_out.bias.uniform_(-0.3, 0.3)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 160, 16, generator=g)
+    mask = torch.ones(3, 160, dtype=torch.long)
+    mask[1, 100:] = 0
+    pid = torch.tensor([0, 2, 9])
+
+    wider = _tiny_rnnt(2, 64, 1)
+    wider.load_state_dict(grow.grow_state_dict(old.state_dict(), wider))
+    assert grow.growth_error(old, wider, x, mask, pid, r=1) < 1e-6
+    assert not torch.equal(wider.encoder.layers[0].feed_forward1.linear1.weight[32:], torch.zeros(32, 16))
+
+    deeper = _tiny_rnnt(4, 64, 2)
+    assert grow.layer_placement(2, 4) == [0, 3]
+    deeper.load_state_dict(grow.grow_state_dict(old.state_dict(), deeper))
+    before = grow.growth_error(old, deeper, x, mask, pid, r=1)
+    grow.fit_inserted_norms_(old, deeper, x, mask, pid, r=1)
+    after = grow.growth_error(old, deeper, x, mask, pid, r=1)
+    assert after < 0.01 < before
+    for i in (1, 2):  # inserted: every residual branch's output projection starts at zero
+        layer = deeper.encoder.layers[i]
+        assert not layer.self_attn.o_proj.weight.any() and not layer.feed_forward2.linear2.weight.any()
+    with pytest.raises(ValueError):
+        grow.layer_placement(4, 2)
+
+
 def test_frame_path_puts_each_words_pieces_at_its_end():
     _tools()
     import targets
