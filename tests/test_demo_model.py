@@ -164,6 +164,19 @@ def test_growing_a_checkpoint_keeps_what_it_computes():
         grow.layer_placement(4, 2)
 
 
+def test_mel_axis_warp():
+    """freq_warp augmentation: factor 1 is the identity; 1.1 moves a spectral peak up by 10 %; padded
+    (all-zero) frames stay zero."""
+    _, train = _tools()
+    x = torch.zeros(2, 5, 128)
+    x[:, :4, 40] = 1.0
+    same = train.warp_mel_axis(x, torch.tensor([1.0, 1.1]))
+    assert torch.equal(same[0], x[0])
+    assert int(same[1, 0].argmax()) == 44 and float(same[1, 0, 44]) == pytest.approx(1.0)
+    assert torch.nonzero(same[1, 0]).flatten().tolist() == [43, 44, 45]  # linear interpolation: the neighbours
+    assert not same[:, 4].any()
+
+
 def test_frame_path_puts_each_words_pieces_at_its_end():
     _tools()
     import targets

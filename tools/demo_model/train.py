@@ -53,6 +53,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     ckpt_every: int = 100
     log_every: int = 10
+    freq_warp: float = 0.0  # per-utterance mel-axis warp by a factor in [1 - w, 1 + w] (VTLP-like: voices with
+    # other vocal-tract lengths; the held-out voices are unseen ones); 0: off (no random draw either)
     freq_masks: int = 2  # SpecAugment-light
     freq_mask_width: int = 12
     time_masks: int = 2
@@ -133,6 +135,18 @@ def make_batches(lengths: list[int], cfg: TrainConfig, rng: random.Random, shuff
     if shuffle:
         rng.shuffle(batches)
     return batches
+
+
+def warp_mel_axis(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """[B, T, F] features with utterance b's mel axis scaled by alpha[b]: output bin f reads input bin
+    f / alpha (linear interpolation, clamped at the top bin), so alpha > 1 moves formants up."""
+    B, T, F = x.shape
+    src = (torch.arange(F, dtype=torch.float32)[None, :] / alpha[:, None]).clamp(0, F - 1)  # [B, F]
+    lo = src.floor().long()
+    hi = (lo + 1).clamp(max=F - 1)
+    w = (src - lo)[:, None, :]
+    return (x.gather(2, lo[:, None, :].expand(B, T, F)) * (1 - w)
+            + x.gather(2, hi[:, None, :].expand(B, T, F)) * w)
 
 
 def spec_augment(x: torch.Tensor, lengths: torch.Tensor, cfg: TrainConfig, g: torch.Generator) -> torch.Tensor:
@@ -514,6 +528,8 @@ def main() -> None:
             x[j, : lengths[i]] = feats[i].float()
             mask[j, : lengths[i]] = 1
         xl = mask.sum(-1)
+        if cfg.freq_warp:
+            x = warp_mel_axis(x, 1 + (2 * torch.rand(B, generator=g) - 1) * cfg.freq_warp)
         x = spec_augment(x, xl, cfg, g)
         U = max(len(labels[i]) for i in b)
         y = torch.zeros(B, U, dtype=torch.long)
