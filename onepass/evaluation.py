@@ -65,6 +65,13 @@ def normalize(text: str) -> str:
     return " ".join("".join(out).replace(" '", " ").replace("' ", " ").split())
 
 
+def prediction_row(entry: ManifestEntry, result) -> dict:
+    """A manifest line with the transcript added as NeMo's ``pred_text`` (plus this utterance's WER)."""
+    return {"audio_filepath": str(entry.audio_filepath), "text": entry.text, "lang": entry.lang,
+            "duration": entry.duration_s, "pred_text": result.text, "language": result.language,
+            "wer": word_error_rate([normalize(entry.text)], [normalize(result.text)])}
+
+
 def word_error_rate(refs: list[str], hyps: list[str]) -> float:
     import jiwer
 
@@ -93,12 +100,12 @@ def _stream_batch(recognizer, entries, samples: list, language: str | None, chun
 
 
 def evaluate(recognizer, entries: list[ManifestEntry], *, language: str | None = None, chunk_ms: int | None = None,
-             mode: str = "offline", progress=None, streams: int = 16) -> dict:
+             mode: str = "offline", progress=None, streams: int = 16, on_result=None) -> dict:
     """Transcribe every entry and score it; returns the report as a dict (JSON-ready).
 
     ``mode="stream"`` runs up to ``streams`` utterances at a time through the engine (cache-aware
     chunks, batched across streams; RTFx is then the aggregate throughput); offline transcribes one
-    utterance at a time."""
+    utterance at a time. ``on_result(entry, result)`` is called for each utterance as it is done."""
     from .audio import load_for_model
 
     if mode == "stream" and streams < 1:
@@ -124,6 +131,8 @@ def evaluate(recognizer, entries: list[ManifestEntry], *, language: str | None =
             s.hyps.append(normalize(result.text))
             s.refs_cased.append(entry.text)
             s.hyps_cased.append(result.text)
+            if on_result is not None:
+                on_result(entry, result)
             if result.language_detected and entry.lang and result.language:
                 s.detected_right += recognizer.language(entry.lang).prompt == recognizer.language(result.language).prompt
     all_refs = [r for s in scores.values() for r in s.refs]

@@ -54,6 +54,26 @@ def test_cli_eval(hf_dir, manifest):
     assert "wer" in json.loads(proc.stdout.splitlines()[-1])
 
 
+def test_cli_eval_predictions(hf_dir, manifest, tmp_path):
+    """--predictions writes each manifest line back with pred_text and its WER; an unwritable path is a
+    clear error before any work."""
+    out = tmp_path / "pred.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "onepass", "eval", "--model", hf_dir, "--manifest", manifest,
+                           "--predictions", str(out), "--json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.splitlines()[-1])
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    src = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert [r["text"] for r in rows] == [r["text"] for r in src] and all("pred_text" in r for r in rows)
+    by_lang = {r["lang"]: r for r in rows}
+    assert by_lang["en-US"]["wer"] == report["languages"]["en-US"]["wer"] == 0.0
+    assert by_lang["de-DE"]["wer"] == report["languages"]["de-DE"]["wer"]
+    bad = subprocess.run([sys.executable, "-m", "onepass", "eval", "--model", hf_dir, "--manifest", manifest,
+                          "--predictions", str(tmp_path / "no" / "such" / "dir.jsonl")],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "cannot write predictions" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_bad_manifest(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "no audio"}\n')

@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 
-from ..evaluation import evaluate, read_manifest
+from ..errors import OnePassError
+from ..evaluation import evaluate, prediction_row, read_manifest
 from .common import add_model_options, load
 
 
@@ -22,13 +23,30 @@ def add_parser(sub) -> None:
     p.add_argument("--streams", type=int, default=16,
                    help="with --mode stream: utterances streamed at once through the engine, batched per "
                         "chunk (default: %(default)s; RTFx is their aggregate throughput)")
+    p.add_argument("--predictions", metavar="OUT.jsonl", default=None,
+                   help="also write every utterance as a manifest line with its transcript (pred_text, "
+                        "NeMo's convention) and its WER, as each is done")
     p.add_argument("--json", action="store_true", help="print only the JSON report")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    asr = load(args)
     entries = read_manifest(args.manifest)
+    sink = None
+    if args.predictions:
+        try:
+            sink = open(args.predictions, "w", encoding="utf-8")
+        except OSError as exc:
+            raise OnePassError(f"cannot write predictions to {args.predictions}: {exc}") from None
+    try:
+        return _run(args, entries, sink)
+    finally:
+        if sink:
+            sink.close()
+
+
+def _run(args: argparse.Namespace, entries, sink) -> int:
+    asr = load(args)
     asr.config.right_context_for_chunk_ms(args.chunk_ms)
     progress = None
     if not args.json:
@@ -36,8 +54,13 @@ def run(args: argparse.Namespace) -> int:
 
         def progress(items):
             return tqdm(items, unit="batch" if args.mode == "stream" else "utt", file=sys.stderr, disable=None)
+
+    def write(entry, result) -> None:
+        sink.write(json.dumps(prediction_row(entry, result), ensure_ascii=False) + "\n")
+        sink.flush()
+
     report = evaluate(asr, entries, language=args.language, chunk_ms=args.chunk_ms, mode=args.mode,
-                      progress=progress, streams=args.streams)
+                      progress=progress, streams=args.streams, on_result=write if sink else None)
     if not args.json:
         print(f"{'language':10s} {'utts':>6s} {'audio s':>9s} {'WER %':>7s} {'cased+punct WER %':>18s}")
         for lang, s in report["languages"].items():
