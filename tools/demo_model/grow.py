@@ -62,10 +62,10 @@ def grow_state_dict(old: dict[str, torch.Tensor], new_model: torch.nn.Module) ->
             else:
                 raise ValueError(f"{key}: {tuple(v.shape)} -> {tuple(t.shape)}")
             new[key] = t
-    below = {i_new: i_old for i_old, i_new in enumerate(place)}
+    kept = set(place)
     last_old = 0
     for i in range(n_new):
-        if i in below:
+        if i in kept:
             last_old = i
             continue
         for branch in _ZERO_BRANCH_OUTPUTS:
