@@ -80,6 +80,9 @@ class TrainConfig:
     align_ramp: int = 300
     align_floor: float = 0.0
     phone_weight: float = 0.0
+    heads_only_steps: int = 0  # after --init-from an HF directory (which has no CTC or phoneme head): only the
+    # fresh heads learn for this many steps (the model's gradients are dropped), so their first random
+    # outputs do not push the trained encoder around
     model: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -361,7 +364,9 @@ def main() -> None:
                     help="start from this run's ckpt.pt (weights and heads; same tokenizer, whose "
                          "demo_spm.model is copied) with a fresh optimizer and schedule: the later stages of "
                          "the shipped recipe. A config with wider FF blocks or more layers grows the "
-                         "checkpoint (grow.py)")
+                         "checkpoint (grow.py). Or an HF model directory (the shipped onepass/assets/demo): "
+                         "its weights, fresh CTC and phoneme heads (see heads_only_steps); OUT/demo_spm.model "
+                         "must exist then (rebuild_spm.py) and is checked against its tokenizer.json")
     ap.add_argument("--device", default="cpu",
                     help="torch device for the model and the losses (cuda, cuda:1, ...); batches, "
                          "SpecAugment and the random draws stay on the CPU, so a run is the same recipe "
@@ -387,6 +392,10 @@ def main() -> None:
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
 
+    init_hf = args.init_from is not None and args.init_from.is_dir()
+    if init_hf and not (args.out / "demo_spm.model").exists():
+        raise SystemExit(f"--init-from {args.init_from} is an HF directory: first rebuild its SentencePiece "
+                         f"model into {args.out} (python tools/demo_model/rebuild_spm.py --out {args.out})")
     if args.init_from and not (args.out / "demo_spm.model").exists():
         for name in ("demo_spm.model", "demo_spm.vocab"):
             shutil.copy(args.init_from.parent / name, args.out / name)
@@ -462,6 +471,16 @@ def main() -> None:
         g.set_state(ck["gen"])
         torch.set_rng_state(ck["torch_rng"])
         print(f"resumed at step {step}", flush=True)
+    elif init_hf:
+        from safetensors.torch import load_file
+
+        from rebuild_spm import shipped_pieces
+
+        if [sp.id_to_piece(i) for i in range(sp.get_piece_size())] != shipped_pieces(args.init_from):
+            raise SystemExit(f"{args.out / 'demo_spm.model'} is not the tokenizer of {args.init_from}")
+        model.load_state_dict(load_file(str(args.init_from / "model.safetensors")))  # strict: same architecture
+        print(f"initialised from the HF directory {args.init_from} (fresh CTC / phoneme heads, trained alone "
+              f"for {cfg.heads_only_steps} steps)", flush=True)
     elif args.init_from:
         ck = torch.load(args.init_from, weights_only=False, map_location="cpu")
         fresh = model.state_dict()
@@ -496,6 +515,7 @@ def main() -> None:
     blank = model.config.blank_token_id
     max_steps = args.max_steps or cfg.total_steps
     p0, t0 = progress(step, cfg), time.time()
+    heads_only_until = step + cfg.heads_only_steps if init_hf else step
 
     def current_progress() -> float:
         p = progress(step, cfg)
@@ -547,7 +567,7 @@ def main() -> None:
         r = cfg.model.right_contexts[int(torch.randint(len(cfg.model.right_contexts), (1,), generator=g))]
         for pg in opt.param_groups:
             pg["lr"] = lr_at(step, cfg, current_progress()) * (1.0 if rewarm_from is None else min(1.0, (step - rewarm_from + 1) / 100))
-        w_rnnt = rnnt_weight(step, cfg)
+        w_rnnt = rnnt_weight(step, cfg) if step >= heads_only_until else 0.0
         y_in = None
         if cfg.pred_input_drop:
             y_in = torch.where(torch.rand(y.shape, generator=g) < cfg.pred_input_drop, torch.full_like(y, blank), y)
@@ -557,6 +577,9 @@ def main() -> None:
         loss = w_rnnt * rnnt + cfg.ctc_weight * ctc + w_align * ce + w_phone * pce
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if step < heads_only_until:
+            for p in model.parameters():
+                p.grad = None  # AdamW leaves a parameter without a gradient alone
         if model.decoder.embedding.weight.grad is not None:
             model.decoder.embedding.weight.grad[blank].zero_()
         gn = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)

@@ -1,0 +1,58 @@
+"""Training the demo model further from the shipped HF directory (tools/demo_model): the tokenizer is
+rebuilt exactly, and the fresh auxiliary heads learn alone first without moving the shipped weights."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+TOOLS = REPO / "tools" / "demo_model"
+DEMO = REPO / "onepass" / "assets" / "demo"
+if str(TOOLS) not in sys.path:
+    sys.path.insert(0, str(TOOLS))
+
+
+def test_rebuilt_tokenizer_is_the_shipped_one(tmp_path):
+    pytest.importorskip("faker")
+    import sentencepiece as spm
+    from build import train_sentencepiece
+    from rebuild_spm import shipped_pieces, stage1_texts
+
+    sp = spm.SentencePieceProcessor(model_file=train_sentencepiece(stage1_texts(), tmp_path, 640))
+    assert [sp.id_to_piece(i) for i in range(sp.get_piece_size())] == shipped_pieces(DEMO)
+
+
+def test_training_from_the_shipped_directory_trains_the_new_heads_first(tmp_path):
+    pytest.importorskip("faker")
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (the CI installs it)")
+    from safetensors.torch import load_file
+
+    corpus, run = tmp_path / "corpus", tmp_path / "run"
+    subprocess.run([sys.executable, str(TOOLS / "make_corpus.py"), "--out", str(corpus), "--train-per-lang", "2",
+                    "--test-per-lang", "1", "--words-per-lang", "50", "--workers", "1"], check=True,
+                   capture_output=True)
+    cfg = json.loads((TOOLS / "demo_config_stage6.json").read_text())
+    cfg.update(heads_only_steps=2, max_batch=3, log_every=1, threads=1)
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    train = [sys.executable, str(TOOLS / "train.py"), "--corpus", str(corpus), "--out", str(run),
+             "--config", str(tmp_path / "cfg.json"), "--init-from", str(DEMO), "--max-steps", "2"]
+    missing = subprocess.run(train, capture_output=True, text=True)
+    assert missing.returncode != 0 and "rebuild_spm.py" in missing.stderr  # the tokenizer comes first
+    subprocess.run([sys.executable, str(TOOLS / "rebuild_spm.py"), "--out", str(run)], check=True,
+                   capture_output=True)
+    out = subprocess.run(train, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    ck = torch.load(run / "ckpt.pt", weights_only=False)
+    shipped = load_file(str(DEMO / "model.safetensors"))
+    assert ck["step"] == 2 and set(ck["model"]) == set(shipped)
+    assert all(torch.equal(ck["model"][k], v) for k, v in shipped.items())  # heads only: the model untouched
+    fresh = torch.nn.Linear(cfg["model"]["decoder_hidden_size"], cfg["model"]["vocab_size"] + 1)
+    assert ck["ctc"]["weight"].shape == fresh.weight.shape and "phone" in ck
+    state = ck["opt"]["state"].values()  # AdamW state only for the two heads' weights and biases
+    assert len(state) == 4 and all(int(s["step"]) == 2 for s in state)
