@@ -82,7 +82,9 @@ class TrainConfig:
     phone_weight: float = 0.0
     heads_only_steps: int = 0  # after --init-from an HF directory (which has no CTC or phoneme head): only the
     # fresh heads learn for this many steps (the model's gradients are dropped), so their first random
-    # outputs do not push the trained encoder around
+    # outputs do not push the trained encoder around; at heads_only_lr (constant), then the schedule's lr
+    # re-warms over 100 steps
+    heads_only_lr: float = 2e-3
     model: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -516,6 +518,9 @@ def main() -> None:
     max_steps = args.max_steps or cfg.total_steps
     p0, t0 = progress(step, cfg), time.time()
     heads_only_until = step + cfg.heads_only_steps if init_hf else step
+    frozen = [p for p in model.parameters() if p.requires_grad] if step < heads_only_until else []
+    for p in frozen:
+        p.requires_grad_(False)  # no backward through the model while only the heads learn
 
     def current_progress() -> float:
         p = progress(step, cfg)
@@ -530,6 +535,10 @@ def main() -> None:
     t_start, t_log, loss_acc, ctc_acc, ce_acc, pce_acc, n_acc = time.time(), time.time(), 0.0, 0.0, 0.0, 0.0, 0
     done = False
     while not done:
+        if frozen and step >= heads_only_until:
+            for p in frozen:
+                p.requires_grad_(True)
+            frozen, rewarm_from = [], step
         if step == cfg.warm_subset_steps and cfg.warm_subset and in_subset:
             batches, in_subset = [], False  # curriculum over: the full training set from here on
         if not batches:
@@ -566,7 +575,8 @@ def main() -> None:
             pid = torch.where(torch.rand(B, generator=g) < cfg.auto_prompt_prob, torch.full_like(pid, AUTO_SLOT), pid)
         r = cfg.model.right_contexts[int(torch.randint(len(cfg.model.right_contexts), (1,), generator=g))]
         for pg in opt.param_groups:
-            pg["lr"] = lr_at(step, cfg, current_progress()) * (1.0 if rewarm_from is None else min(1.0, (step - rewarm_from + 1) / 100))
+            pg["lr"] = cfg.heads_only_lr if frozen else lr_at(step, cfg, current_progress()) * (
+                1.0 if rewarm_from is None else min(1.0, (step - rewarm_from + 1) / 100))
         w_rnnt = rnnt_weight(step, cfg) if step >= heads_only_until else 0.0
         y_in = None
         if cfg.pred_input_drop:
@@ -577,9 +587,6 @@ def main() -> None:
         loss = w_rnnt * rnnt + cfg.ctc_weight * ctc + w_align * ce + w_phone * pce
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        if step < heads_only_until:
-            for p in model.parameters():
-                p.grad = None  # AdamW leaves a parameter without a gradient alone
         if model.decoder.embedding.weight.grad is not None:
             model.decoder.embedding.weight.grad[blank].zero_()
         gn = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
