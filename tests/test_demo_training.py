@@ -19,12 +19,10 @@ if str(TOOLS) not in sys.path:
 
 def test_rebuilt_tokenizer_is_the_shipped_one(tmp_path):
     pytest.importorskip("faker")
-    import sentencepiece as spm
     from build import train_sentencepiece
-    from rebuild_spm import shipped_pieces, stage1_texts
+    from rebuild_spm import shipped_pieces, spm_pieces, stage1_texts
 
-    sp = spm.SentencePieceProcessor(model_file=train_sentencepiece(stage1_texts(), tmp_path, 640))
-    assert [sp.id_to_piece(i) for i in range(sp.get_piece_size())] == shipped_pieces(DEMO)
+    assert spm_pieces(train_sentencepiece(stage1_texts(), tmp_path, 640)) == shipped_pieces(DEMO)
 
 
 def test_training_from_the_shipped_directory_trains_the_new_heads_first(tmp_path):
@@ -52,7 +50,7 @@ def test_training_from_the_shipped_directory_trains_the_new_heads_first(tmp_path
     shipped = load_file(str(DEMO / "model.safetensors"))
     assert ck["step"] == 2 and set(ck["model"]) == set(shipped)
     assert all(torch.equal(ck["model"][k], v) for k, v in shipped.items())  # heads only: the model untouched
-    fresh = torch.nn.Linear(cfg["model"]["decoder_hidden_size"], cfg["model"]["vocab_size"] + 1)
-    assert ck["ctc"]["weight"].shape == fresh.weight.shape and "phone" in ck
+    V, H = cfg["model"]["vocab_size"] + 1, cfg["model"]["decoder_hidden_size"]  # + blank
+    assert ck["ctc"]["weight"].shape == (V, H) and "phone" in ck
     state = ck["opt"]["state"].values()  # AdamW state only for the two heads' weights and biases
     assert len(state) == 4 and all(int(s["step"]) == 2 for s in state)

@@ -30,6 +30,14 @@ def stage1_texts(per_lang: int = 4000, held_out: int = 150, words_per_lang: int 
     return texts
 
 
+def spm_pieces(model_file: str | Path) -> list[str]:
+    """The pieces of a SentencePiece model, by id."""
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(model_file))
+    return [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+
+
 def shipped_pieces(model_dir: Path) -> list[str]:
     vocab = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"]
     return sorted(vocab, key=vocab.get) if isinstance(vocab, dict) else [v[0] for v in vocab]
@@ -43,10 +51,7 @@ def main() -> None:
                     help="HF model directory whose tokenizer.json must match (default: %(default)s)")
     ap.add_argument("--vocab-size", type=int, default=640)
     args = ap.parse_args()
-    import sentencepiece as spm
-
-    sp = spm.SentencePieceProcessor(model_file=train_sentencepiece(stage1_texts(), args.out, args.vocab_size))
-    ours = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+    ours = spm_pieces(train_sentencepiece(stage1_texts(), args.out, args.vocab_size))
     theirs = shipped_pieces(args.check)
     diff = [i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b]
     if len(ours) != len(theirs) or diff:

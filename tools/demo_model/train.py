@@ -81,9 +81,9 @@ class TrainConfig:
     align_floor: float = 0.0
     phone_weight: float = 0.0
     heads_only_steps: int = 0  # after --init-from an HF directory (which has no CTC or phoneme head): only the
-    # fresh heads learn for this many steps (the model's gradients are dropped), so their first random
-    # outputs do not push the trained encoder around; at heads_only_lr (constant), then the schedule's lr
-    # re-warms over 100 steps
+    # fresh heads learn for this many steps (the model is frozen: no backward through it), so their first
+    # random outputs do not push the trained encoder around; at heads_only_lr (constant), then the
+    # schedule's lr re-warms over 100 steps
     heads_only_lr: float = 2e-3
     model: ModelConfig = field(default_factory=ModelConfig)
 
@@ -476,9 +476,9 @@ def main() -> None:
     elif init_hf:
         from safetensors.torch import load_file
 
-        from rebuild_spm import shipped_pieces
+        from rebuild_spm import shipped_pieces, spm_pieces
 
-        if [sp.id_to_piece(i) for i in range(sp.get_piece_size())] != shipped_pieces(args.init_from):
+        if spm_pieces(spm_path) != shipped_pieces(args.init_from):
             raise SystemExit(f"{args.out / 'demo_spm.model'} is not the tokenizer of {args.init_from}")
         model.load_state_dict(load_file(str(args.init_from / "model.safetensors")))  # strict: same architecture
         print(f"initialised from the HF directory {args.init_from} (fresh CTC / phoneme heads, trained alone "
@@ -577,7 +577,7 @@ def main() -> None:
         for pg in opt.param_groups:
             pg["lr"] = cfg.heads_only_lr if frozen else lr_at(step, cfg, current_progress()) * (
                 1.0 if rewarm_from is None else min(1.0, (step - rewarm_from + 1) / 100))
-        w_rnnt = rnnt_weight(step, cfg) if step >= heads_only_until else 0.0
+        w_rnnt = 0.0 if frozen else rnnt_weight(step, cfg)
         y_in = None
         if cfg.pred_input_drop:
             y_in = torch.where(torch.rand(y.shape, generator=g) < cfg.pred_input_drop, torch.full_like(y, blank), y)
