@@ -35,7 +35,7 @@ def test_training_from_the_shipped_directory_trains_the_new_heads_first(tmp_path
     subprocess.run([sys.executable, str(TOOLS / "make_corpus.py"), "--out", str(corpus), "--train-per-lang", "2",
                     "--test-per-lang", "1", "--words-per-lang", "50", "--workers", "1"], check=True,
                    capture_output=True)
-    cfg = json.loads((TOOLS / "demo_config_stage6.json").read_text())
+    cfg = json.loads((TOOLS / "demo_config_stage7.json").read_text())
     cfg.update(heads_only_steps=2, max_batch=3, log_every=1, threads=1)
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
     train = [sys.executable, str(TOOLS / "train.py"), "--corpus", str(corpus), "--out", str(run),
@@ -50,7 +50,37 @@ def test_training_from_the_shipped_directory_trains_the_new_heads_first(tmp_path
     shipped = load_file(str(DEMO / "model.safetensors"))
     assert ck["step"] == 2 and set(ck["model"]) == set(shipped)
     assert all(torch.equal(ck["model"][k], v) for k, v in shipped.items())  # heads only: the model untouched
+    assert all(torch.equal(ck["ema"][k], v) for k, v in shipped.items())  # and so is its weight average
+    assert (run / "hf_ema" / "model.safetensors").exists()
     V, H = cfg["model"]["vocab_size"] + 1, cfg["model"]["decoder_hidden_size"]  # + blank
     assert ck["ctc"]["weight"].shape == (V, H) and "phone" in ck
     state = ck["opt"]["state"].values()  # AdamW state only for the two heads' weights and biases
     assert len(state) == 4 and all(int(s["step"]) == 2 for s in state)
+
+    resumed = subprocess.run([sys.executable, str(TOOLS / "train.py"), "--corpus", str(corpus), "--out", str(run),
+                              "--resume", "--max-steps", "3"], capture_output=True, text=True)
+    assert resumed.returncode == 0 and "resumed at step 2" in resumed.stdout, resumed.stderr[-2000:]
+    ck3 = torch.load(run / "ckpt.pt", weights_only=False)
+    assert ck3["step"] == 3 and any(not torch.equal(ck3["model"][k], v) for k, v in shipped.items())
+    moved = [k for k, v in shipped.items() if v.is_floating_point() and not torch.equal(ck3["model"][k], v)]
+    assert moved and all(torch.allclose(ck3["ema"][k], 0.999 * shipped[k] + 0.001 * ck3["model"][k], atol=1e-6)
+                         for k in moved)  # one averaged step (float tolerance)
+
+
+def test_weight_average_follows_the_weights_and_copies_integer_buffers():
+    from train import WeightAverage
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    ema = WeightAverage(model, decay=0.75)
+    with torch.no_grad():
+        model[0].weight.add_(4.0)
+    model(torch.randn(5, 3))  # training mode: BatchNorm's running stats and counter move
+    ema.update(model)
+    live = model.state_dict()
+    assert torch.allclose(ema.state["0.weight"], start["0.weight"] + 1.0)  # a quarter of the step of 4 (float)
+    assert torch.allclose(ema.state["1.running_mean"], 0.75 * start["1.running_mean"] + 0.25 * live["1.running_mean"])
+    assert int(ema.state["1.num_batches_tracked"]) == 1
+    copy = ema.model_copy(model)
+    assert not copy.training and torch.equal(copy[0].weight, ema.state["0.weight"])
+    assert torch.equal(model[0].weight, start["0.weight"] + 4.0)  # the live model is untouched

@@ -15,6 +15,7 @@ de-DE 9 from the real prompt dictionary).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -31,13 +32,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build import ModelConfig, build_model_and_processor, save_hf, train_sentencepiece  # noqa: E402
-from grow import fit_inserted_norms_, grow_state_dict, growth_error  # noqa: E402
 from rnnt_loss import rnnt_loss  # noqa: E402
+from start import (AUTO_SLOT, PROMPT_SLOT, Start, check_batch, check_idx_for, init_from_ckpt_,  # noqa: E402
+                   init_from_hf_, init_output_priors_, init_weights_, resume_)
 from targets import frame_phones, frame_targets, pad_frame_targets, phone_inventory  # noqa: E402
-
-PROMPT_SLOT = {"en-US": 0, "es-ES": 2, "de-DE": 9}
-AUTO_SLOT = 101  # "auto" in the real prompt dictionary (the model's default_prompt_id)
-
 
 @dataclass
 class TrainConfig:
@@ -85,6 +83,8 @@ class TrainConfig:
     # random outputs do not push the trained encoder around; at heads_only_lr (constant), then the
     # schedule's lr re-warms over 100 steps
     heads_only_lr: float = 2e-3
+    ema_decay: float = 0.0  # > 0: also keep an exponential moving average of the weights (decay per step),
+    # exported to OUT/hf_ema beside OUT/hf_last at every checkpoint; 0: none
     model: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -176,89 +176,29 @@ def progress(step: int, cfg: TrainConfig) -> float:
     return min(1.0, max(0.0, (step - cfg.warmup_steps) / max(1, cfg.total_steps - cfg.warmup_steps)))
 
 
-def init_weights_(model, feats: list[torch.Tensor]) -> None:
-    """PyTorch's default init for every layer, then ``init_subsampling_``.
+class WeightAverage:
+    """Exponential moving average of a model's floating-point weights and buffers (integer buffers are
+    copied), updated in place after each optimizer step."""
 
-    transformers' N(0, 0.02) init makes the prompt MLP and the projectors shrink the encoder's signal at the
-    joint to ~1 % of the prediction net's: the encoder then learns very slowly (first run, 2,400 steps with
-    no acoustic learning). PyTorch's default init learns an order of magnitude faster on a 12-clip overfit.
-    """
-    with torch.no_grad():
-        for mod in model.modules():
-            if isinstance(mod, (torch.nn.Linear, torch.nn.LSTM, torch.nn.Conv1d, torch.nn.Conv2d)):
-                mod.reset_parameters()
-        model.decoder.embedding.weight.normal_(0.0, 1.0)
-        model.decoder.embedding.weight[model.config.blank_token_id].zero_()
-    init_subsampling_(model, feats)
+    def __init__(self, model: torch.nn.Module, decay: float, state: dict[str, torch.Tensor] | None = None):
+        self.decay = decay
+        live = model.state_dict()
+        self.state = {k: (state[k] if state is not None else v).detach().clone().to(v.device)
+                      for k, v in live.items()}
 
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        for k, v in model.state_dict().items():  # fresh views: model.cpu() / .to() swap the storage
+            avg = self.state[k]
+            if avg.is_floating_point():
+                avg.lerp_(v, 1.0 - self.decay)
+            else:
+                avg.copy_(v)
 
-def init_subsampling_(model, feats: list[torch.Tensor]) -> None:
-    """Re-initialise the subsampling stack so it trains from raw log-mels.
-
-    transformers initialises every conv with N(0, 0.02): after three convs on raw (unnormalised, mean ~ -9)
-    log-mels the ReLUs die and the subsampling output becomes a constant. Instead: PyTorch's default
-    init, with a global feature normalisation (x - mean) / std folded into the first conv's weight and
-    bias, and the output projection scaled so the (xscaled) encoder input has unit RMS. Only the init
-    changes; the network is the same as the real model's (which also takes raw log-mels).
-    """
-    sub = model.encoder.subsampling
-    sample = torch.cat([f.float() for f in feats[:200]])
-    mu, sd = float(sample.mean()), float(sample.std())
-    with torch.no_grad():
-        for mod in sub.modules():
-            if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear)):
-                mod.reset_parameters()
-        conv = sub.conv_in
-        conv.weight.div_(sd)
-        conv.bias.sub_(mu * conv.weight.sum(dim=(1, 2, 3)))
-        x = torch.nn.utils.rnn.pad_sequence([f.float() for f in feats[:16]], batch_first=True)
-        mask = (torch.arange(x.shape[1])[None] < torch.tensor([len(f) for f in feats[:16]])[:, None]).long()
-        # Centre the projection: bias = -W @ E[features], so the time-varying part of the input dominates
-        # (otherwise a constant vector swamps the first LayerNorm and the encoder learns very slowly).
-        feats_in = []
-        hook = sub.linear.register_forward_hook(lambda mod, args, out: feats_in.append(args[0]))
-        sub(x, mask)
-        hook.remove()
-        valid = feats_in[0][model.encoder._get_output_attention_mask(mask, target_length=feats_in[0].shape[1]).bool()]
-        sub.linear.bias.copy_(-sub.linear.weight @ valid.mean(0))
-        h = sub(x, mask)
-        h = h[0] if isinstance(h, tuple) else h
-        rms = float((h * model.encoder.input_scale).pow(2).mean().sqrt())
-        sub.linear.weight.div_(rms)
-        sub.linear.bias.div_(rms)
-    print(f"subsampling re-initialised (features mean {mu:.2f} std {sd:.2f}, output rms was {rms:.3f})", flush=True)
-
-
-def init_output_priors_(model, ctc_head, labels: list[list[int]], enc_lengths: list[int]) -> None:
-    """Start the CTC head's and the joint head's biases at the log-priors of the outputs.
-
-    Root cause of the earlier "audio ignored" runs: at the start the fastest way to lower either loss is
-    to predict the label/blank prior, which does not depend on the audio. With the output biases at 0,
-    every layer of the encoder is pushed to emit one constant vector; in the failed run the branch outputs
-    of every conformer block became >95 % constant over time and across clips and the dependence on the
-    input shrank ~4x per layer (post-LN normalises the constant, crushing the audio part) - the encoder
-    output became the same for every clip and the gradient that could have undone it vanished with it.
-    Starting the biases at the prior removes that constant pull: on an 8-clip overfit the CTC loss with
-    the true audio fell to 1.7 by step 40 (7.4 with swapped audio), against 2.3 vs 2.3 at step 120 without.
-    CTC: blank share = 1 - labels/frames; RNN-T lattice: blank share = frames / (frames + labels).
-    """
-    V = model.config.vocab_size
-    blank = model.config.blank_token_id
-    counts = torch.ones(V)
-    for lab in labels:
-        counts += torch.bincount(torch.tensor(lab, dtype=torch.long), minlength=V).float()
-    counts[blank] = 0.0
-    unigram = counts / counts.sum()
-    n_lab, n_frames = float(sum(len(x) for x in labels)), float(sum(enc_lengths))
-    with torch.no_grad():
-        if ctc_head is not None:
-            p = unigram * (n_lab / n_frames)
-            p[blank] = 1.0 - n_lab / n_frames
-            ctc_head.bias.copy_(p.log())
-        p = unigram * (n_lab / (n_frames + n_lab))
-        p[blank] = n_frames / (n_frames + n_lab)
-        model.joint.head.bias.copy_(p.log())
-    print(f"output biases at the log-priors (labels/frame {n_lab / n_frames:.3f})", flush=True)
+    def model_copy(self, model: torch.nn.Module) -> torch.nn.Module:
+        out = copy.deepcopy(model).cpu()
+        out.load_state_dict(self.state)
+        return out.eval()
 
 
 def lr_at(step: int, cfg: TrainConfig, p: float | None = None) -> float:
@@ -318,19 +258,6 @@ def rnnt_weight(step: int, cfg: TrainConfig) -> float:
     if step < cfg.rnnt_start_step:
         return 0.0
     return min(1.0, (step - cfg.rnnt_start_step + 1) / max(1, cfg.rnnt_ramp_steps)) if cfg.rnnt_start_step else 1.0
-
-
-def check_idx_for(rows: list[dict]) -> list[int]:
-    """Fixed clips for the audio-use check: the first 4 per language."""
-    return [i for lang in PROMPT_SLOT for i in [j for j, r in enumerate(rows) if r["lang"] == lang][:4]]
-
-
-def check_batch(feats, prompts, idx: list[int]):
-    """(features, mask, prompt ids) of clips ``idx``, padded."""
-    x = torch.nn.utils.rnn.pad_sequence([feats[i].float() for i in idx], batch_first=True)
-    xl = torch.tensor([len(feats[i]) for i in idx])
-    mask = (torch.arange(x.shape[1])[None] < xl[:, None]).long()
-    return x, mask, torch.tensor([prompts[i] for i in idx])
 
 
 def audio_use(model, ctc_head, feats, labels, prompts, idx: list[int]) -> tuple[float, float, float, float]:
@@ -447,73 +374,17 @@ def main() -> None:
     params = [p for p in model.parameters() if p.requires_grad] + (list(ctc_head.parameters()) if ctc_head is not None else [])
     params += list(phone_head.parameters()) if phone_head is not None else []
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
-    step, epoch, batches = 0, 0, []
-    rewarm_from = None  # re-warm the lr after resuming with a fresh optimizer
     rng = random.Random(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
+    start = Start()
     if args.resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, weights_only=False, map_location="cpu")
-        model.load_state_dict(ck["model"])
-        if phone_head is not None and "phone" in ck:
-            phone_head.load_state_dict(ck["phone"])
-        if args.reinit_subsampling:
-            init_subsampling_(model, feats)
-            if ctc_head is not None and "ctc" in ck:
-                ctc_head.load_state_dict(ck["ctc"])
-            rewarm_from = ck["step"]
-        elif ctc_head is not None and "ctc" not in ck:  # first resume after adding the CTC head
-            rewarm_from = ck["step"]
-        else:
-            if ctc_head is not None:
-                ctc_head.load_state_dict(ck["ctc"])
-            opt.load_state_dict(ck["opt"])
-        step, epoch = ck["step"], ck["epoch"]
-        rng.setstate(ck["rng"])
-        batches = ck.get("batches", [])
-        g.set_state(ck["gen"])
-        torch.set_rng_state(ck["torch_rng"])
-        print(f"resumed at step {step}", flush=True)
+        start = resume_(ckpt_path, model, ctc_head, phone_head, opt, rng, g, feats, args.reinit_subsampling)
     elif init_hf:
-        from safetensors.torch import load_file
-
-        from rebuild_spm import shipped_pieces, spm_pieces
-
-        if spm_pieces(spm_path) != shipped_pieces(args.init_from):
-            raise SystemExit(f"{args.out / 'demo_spm.model'} is not the tokenizer of {args.init_from}")
-        model.load_state_dict(load_file(str(args.init_from / "model.safetensors")))  # strict: same architecture
-        print(f"initialised from the HF directory {args.init_from} (fresh CTC / phoneme heads, trained alone "
-              f"for {cfg.heads_only_steps} steps)", flush=True)
+        init_from_hf_(args.init_from, model, spm_path, cfg.heads_only_steps)
     elif args.init_from:
-        ck = torch.load(args.init_from, weights_only=False, map_location="cpu")
-        fresh = model.state_dict()
-        if any(k not in ck["model"] or ck["model"][k].shape != v.shape for k, v in fresh.items()):
-            old_model, _ = build_model_and_processor(load_config(str(args.init_from.parent / "config.json")).model,
-                                                     spm_path)
-            old_model.load_state_dict(ck["model"])
-            init_weights_(model, feats)  # fresh weights for what is new (the subsampling init is overwritten)
-            model.load_state_dict(grow_state_dict(ck["model"], model))
-            fit = [i for lang in PROMPT_SLOT for i in [j for j, r in enumerate(rows) if r["lang"] == lang][4:68]]
-            fit_inserted_norms_(old_model, model, *check_batch(feats, prompts, fit))  # 192 clips, not the check's
-            x, mask, pid = check_batch(feats, prompts, check_idx_for(rows))
-            print(f"grown from {args.init_from.parent}: {len(old_model.encoder.layers)} -> "
-                  f"{len(model.encoder.layers)} layers, FF {old_model.config.encoder_config.intermediate_size} -> "
-                  f"{model.config.encoder_config.intermediate_size}; encoder output changed by "
-                  f"{growth_error(old_model, model, x, mask, pid):.2%} (relative L2, 12 clips)", flush=True)
-            del old_model
-        else:
-            model.load_state_dict(ck["model"])
-        if ctc_head is not None:
-            ctc_head.load_state_dict(ck["ctc"])
-        if phone_head is not None:
-            old = {n: k for k, n in enumerate(json.loads((args.init_from.parent / "phones.json").read_text()))}
-            with torch.no_grad():  # rows by phoneme name; a phoneme new to this corpus keeps its fresh row
-                for k, n in enumerate(phone_names):
-                    if n in old:
-                        phone_head.weight[k] = ck["phone"]["weight"][old[n]]
-                        phone_head.bias[k] = ck["phone"]["bias"][old[n]]
-            print(f"phoneme head: {sum(n in old for n in phone_names)} of {len(phone_names)} rows from "
-                  f"{args.init_from.parent}", flush=True)
-        print(f"initialised from {args.init_from} (its step {ck['step']})", flush=True)
+        init_from_ckpt_(args.init_from, model, ctc_head, phone_head, phone_names, rows, feats, prompts, spm_path)
+    step, epoch, batches, rewarm_from = start.step, start.epoch, start.batches, start.rewarm_from
+    ema = WeightAverage(model, cfg.ema_decay, start.ema) if cfg.ema_decay else None
     blank = model.config.blank_token_id
     max_steps = args.max_steps or cfg.total_steps
     p0, t0 = progress(step, cfg), time.time()
@@ -592,6 +463,8 @@ def main() -> None:
         gn = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         if torch.isfinite(gn):
             opt.step()
+            if ema is not None and not frozen:
+                ema.update(model)
         step += 1
         done = step >= max_steps or (args.deadline_min is not None and current_progress() >= 1.0)
         loss_acc += rnnt.item()
@@ -611,11 +484,15 @@ def main() -> None:
             extra = {"ctc": ctc_head.state_dict()} if ctc_head is not None else {}
             if phone_head is not None:
                 extra["phone"] = phone_head.state_dict()
+            if ema is not None:
+                extra["ema"] = ema.state
             torch.save(dict(model=model.state_dict(), **extra, opt=opt.state_dict(), step=step, epoch=epoch, batches=batches,
                             rng=rng.getstate(), gen=g.get_state(), torch_rng=torch.get_rng_state()), tmp)
             os.replace(tmp, ckpt_path)
             model.eval()
             save_hf(model.cpu(), processor, args.out / "hf_last")
+            if ema is not None:
+                save_hf(ema.model_copy(model), processor, args.out / "hf_ema")
             model.to(device)  # the same Parameter objects: the optimizer state stays valid
             model.train()
             rn, c, rn2, c2 = audio_use(model, ctc_head, feats, labels, prompts, check_idx)
