@@ -4,11 +4,14 @@
     for piece in audio_pieces:            # any length, any sample rate
         update = session.accept(piece, 48000)
         print(update.delta, end="")
+    session.flush()                       # optional: decode everything so far, keep the stream open
     final = session.finish()              # flushes the tail; returns the whole Transcript
 
 Every audio frame is encoded once: chunk k runs the encoder on its own 8*(r+1) mel frames with
 cached keys/values, conv and subsampling state. The final partial chunk is flushed exactly as
 the offline pass would compute it, so ``finish().token_ids`` equals offline transcription.
+``flush()`` ends a segment the same way without ending the stream (Deepgram's Finalize, a Realtime
+commit): the audio after it is decoded with fresh model state, as a separate offline pass would.
 This is a one-stream view of ``onepass.engine.Engine``: there is one streaming path.
 """
 
@@ -52,6 +55,18 @@ class StreamingSession:
         self._engine.accept(self._id, samples)
         return self._collect(final=False)
 
+    def flush(self) -> StreamUpdate:
+        """Decode all audio accepted so far, the last partial chunk included (as ``finish`` would), and
+        keep the stream open: audio accepted later starts a new segment with fresh model state, its
+        times counted from the stream start. Every word of the returned update is final."""
+        if self.finished:
+            raise OnePassError("this stream is finished; open a new one")
+        if self._id is None:  # no audio yet: nothing to decode
+            return StreamUpdate(text="", delta="", language=self.language.code,
+                                language_detected=self.language.auto)
+        self._engine.finalize(self._id, flush=True)
+        return self._collect(final=False, words_final=True)
+
     def finish(self) -> Transcript:
         """End of audio: flush the resampler, the front end and the last partial chunk."""
         if self.finished:
@@ -70,14 +85,14 @@ class StreamingSession:
             self._rate = sample_rate
             self._stream = self._engine.stream(self._id)
 
-    def _collect(self, final: bool) -> StreamUpdate:
+    def _collect(self, final: bool, words_final: bool = False) -> StreamUpdate:
         events = self._engine.run_until_idle()
         closed = [e for e in events if e.kind == "closed"]
         if closed:
             self._transcript = closed[-1].transcript
         s = self._stream
         e = s.emitted
-        text, delta, words = self._text.update(e.token_ids, e.frames, e.probs, final=final)
+        text, delta, words = self._text.update(e.token_ids, e.frames, e.probs, final=final or words_final)
         new_ids = [t for ev in events if ev.kind == "partial" for t in ev.new_token_ids]
         lang = self._text.tags[0] if (self.language.auto and self._text.tags) else self.language.code
         update = StreamUpdate(text=text, delta=delta, new_token_ids=new_ids, new_words=words, language=lang,

@@ -100,3 +100,27 @@ def test_sample_rate_cannot_change_mid_stream(asr):
     session.accept(np.zeros(1600, np.float32), 16000)
     with pytest.raises(OnePassError, match="sample rate"):
         session.accept(np.zeros(1600, np.float32), 8000)
+
+
+@pytest.mark.parametrize("chunk_ms", [80, 560])
+def test_flush_decodes_the_segment_and_the_stream_goes_on(asr, clips, chunk_ms):
+    audio = clips["long"]
+    cut = len(audio) // 2 + 123  # not on a chunk boundary: the flush encodes a partial chunk
+    first = asr.transcribe(audio[:cut], 16000, language="de-DE", chunk_ms=chunk_ms)
+    second = asr.transcribe(audio[cut:], 16000, language="de-DE", chunk_ms=chunk_ms)
+    session = asr.stream(language="de-DE", chunk_ms=chunk_ms)
+    assert session.flush().text == ""  # no audio yet
+    updates = [session.accept(audio[p:min(p + 3000, cut)]) for p in range(0, cut, 3000)]
+    flushed = session.flush()
+    updates.append(flushed)
+    assert not flushed.final and flushed.decoded_s == pytest.approx(cut / 16000, abs=0.08)
+    got = [t for u in updates for t in u.new_token_ids]
+    assert got == first.token_ids  # the segment as its own offline pass
+    assert [w.word for u in updates for w in u.new_words] == [w.word for w in first.words]  # all final
+    assert session.flush().new_token_ids == []  # nothing new since: nothing to decode
+    updates.append(session.accept(audio[cut:]))
+    final = session.finish()
+    assert final.token_ids == first.token_ids + second.token_ids  # fresh model state after the flush
+    assert final.duration_s == pytest.approx(len(audio) / 16000)
+    later = final.token_times_s[len(first.token_ids):]
+    assert later and min(later) >= cut / 16000 - 0.08  # the second segment's times run on from the cut
