@@ -25,16 +25,23 @@ def test_rebuilt_tokenizer_is_the_shipped_one(tmp_path):
     assert spm_pieces(train_sentencepiece(stage1_texts(), tmp_path, 640)) == shipped_pieces(DEMO)
 
 
-def test_training_from_the_shipped_directory_trains_the_new_heads_first(tmp_path):
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Six training clips (two per language) from make_corpus.py."""
     pytest.importorskip("faker")
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed (the CI installs it)")
-    from safetensors.torch import load_file
-
-    corpus, run = tmp_path / "corpus", tmp_path / "run"
-    subprocess.run([sys.executable, str(TOOLS / "make_corpus.py"), "--out", str(corpus), "--train-per-lang", "2",
+    out = tmp_path_factory.mktemp("corpus")
+    subprocess.run([sys.executable, str(TOOLS / "make_corpus.py"), "--out", str(out), "--train-per-lang", "2",
                     "--test-per-lang", "1", "--words-per-lang", "50", "--workers", "1"], check=True,
                    capture_output=True)
+    return out
+
+
+def test_training_from_the_shipped_directory_trains_the_new_heads_first(tmp_path, corpus):
+    from safetensors.torch import load_file
+
+    run = tmp_path / "run"
     cfg = json.loads((TOOLS / "demo_config_stage7.json").read_text())
     cfg.update(heads_only_steps=2, max_batch=3, log_every=1, threads=1)
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
@@ -84,3 +91,33 @@ def test_weight_average_follows_the_weights_and_copies_integer_buffers():
     copy = ema.model_copy(model)
     assert not copy.training and torch.equal(copy[0].weight, ema.state["0.weight"])
     assert torch.equal(model[0].weight, start["0.weight"] + 4.0)  # the live model is untouched
+
+
+def test_a_bigger_config_grows_the_shipped_directory(tmp_path, corpus):
+    from safetensors.torch import load_file
+
+    run = tmp_path / "run"
+    cfg = json.loads((TOOLS / "demo_config_stage7.json").read_text())
+    cfg.update(heads_only_steps=1, max_batch=3, log_every=1, threads=1, ema_decay=0.0)
+    layers = cfg["model"]["num_layers"]
+    cfg["model"]["num_layers"] = layers + 1
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    subprocess.run([sys.executable, str(TOOLS / "rebuild_spm.py"), "--out", str(run)], check=True,
+                   capture_output=True)
+    out = subprocess.run([sys.executable, str(TOOLS / "train.py"), "--corpus", str(corpus), "--out", str(run),
+                          "--config", str(tmp_path / "cfg.json"), "--init-from", str(DEMO), "--max-steps", "1"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    grown = [line for line in out.stdout.splitlines() if line.startswith("grown from")]
+    assert grown and f"{layers} -> {layers + 1} layers" in grown[0]
+    assert float(grown[0].split("changed by ")[1].split("%")[0]) < 5.0  # nearly the same function
+    ck = torch.load(run / "ckpt.pt", weights_only=False)
+    shipped = load_file(str(DEMO / "model.safetensors"))
+    first, last = "encoder.layers.0.", f"encoder.layers.{layers - 1}."
+    for k, v in shipped.items():  # heads only so far: the kept layers are the shipped ones, moved
+        if k.startswith(first):
+            assert torch.equal(ck["model"][k], v)
+        elif k.startswith(last):
+            assert torch.equal(ck["model"][k.replace(last, f"encoder.layers.{layers}.")], v)
+        elif not k.startswith("encoder.layers."):
+            assert torch.equal(ck["model"][k], v)

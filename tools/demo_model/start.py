@@ -152,15 +152,42 @@ def resume_(ckpt_path: Path, model, ctc_head, phone_head, opt, rng: random.Rando
     return start
 
 
-def init_from_hf_(directory: Path, model, spm_path: str, heads_only_steps: int) -> None:
-    """The shipped HF directory's weights (same architecture, strict); its tokenizer must be the run's."""
+def _needs_growth(old: dict[str, torch.Tensor], model) -> bool:
+    return any(k not in old or old[k].shape != v.shape for k, v in model.state_dict().items())
+
+
+def _grow_(old_model, model, rows: list[dict], feats: list[torch.Tensor], prompts: list[int], source) -> None:
+    """``model`` (this run's bigger config) from ``old_model``: fresh weights for what is new, then
+    grow.py's function-preserving placement and the LayerNorm refit of the inserted layers."""
+    init_weights_(model, feats)  # fresh weights for what is new (the subsampling init is overwritten)
+    model.load_state_dict(grow_state_dict(old_model.state_dict(), model))
+    fit = [i for lang in PROMPT_SLOT for i in [j for j, r in enumerate(rows) if r["lang"] == lang][4:68]]
+    fit = fit or check_idx_for(rows)  # 192 clips, not the check's (a corpus of a few clips: the check's)
+    fit_inserted_norms_(old_model, model, *check_batch(feats, prompts, fit))
+    x, mask, pid = check_batch(feats, prompts, check_idx_for(rows))
+    print(f"grown from {source}: {len(old_model.encoder.layers)} -> "
+          f"{len(model.encoder.layers)} layers, FF {old_model.config.encoder_config.intermediate_size} -> "
+          f"{model.config.encoder_config.intermediate_size}; encoder output changed by "
+          f"{growth_error(old_model, model, x, mask, pid):.2%} (relative L2, 12 clips)", flush=True)
+
+
+def init_from_hf_(directory: Path, model, spm_path: str, heads_only_steps: int, rows: list[dict],
+                  feats: list[torch.Tensor], prompts: list[int]) -> None:
+    """The shipped HF directory's weights; its tokenizer must be the run's. A config with more layers or
+    wider FF blocks than the directory's grows it (grow.py), as from a ckpt.pt."""
     from safetensors.torch import load_file
 
     from rebuild_spm import shipped_pieces, spm_pieces
 
     if spm_pieces(spm_path) != shipped_pieces(directory):
         raise SystemExit(f"{spm_path} is not the tokenizer of {directory}")
-    model.load_state_dict(load_file(str(directory / "model.safetensors")))
+    weights = load_file(str(directory / "model.safetensors"))
+    if _needs_growth(weights, model):
+        from transformers import Nemotron3_5AsrForRNNT
+
+        _grow_(Nemotron3_5AsrForRNNT.from_pretrained(directory).eval(), model, rows, feats, prompts, directory)
+    else:
+        model.load_state_dict(weights)  # strict: the same architecture
     print(f"initialised from the HF directory {directory} (fresh CTC / phoneme heads, trained alone "
           f"for {heads_only_steps} steps)", flush=True)
 
@@ -170,22 +197,11 @@ def init_from_ckpt_(path: Path, model, ctc_head, phone_head, phone_names: list[s
     """An earlier run's ckpt.pt: its weights and heads (phoneme rows matched by name), grown first when
     this run's model has more layers or wider FF blocks (grow.py)."""
     ck = torch.load(path, weights_only=False, map_location="cpu")
-    fresh = model.state_dict()
-    if any(k not in ck["model"] or ck["model"][k].shape != v.shape for k, v in fresh.items()):
+    if _needs_growth(ck["model"], model):
         old_cfg = json.loads((path.parent / "config.json").read_text())["model"]
         old_model, _ = build_model_and_processor(ModelConfig(**old_cfg), spm_path)
         old_model.load_state_dict(ck["model"])
-        init_weights_(model, feats)  # fresh weights for what is new (the subsampling init is overwritten)
-        model.load_state_dict(grow_state_dict(ck["model"], model))
-        fit = [i for lang in PROMPT_SLOT for i in [j for j, r in enumerate(rows) if r["lang"] == lang][4:68]]
-        fit = fit or check_idx_for(rows)  # 192 clips, not the check's (a corpus of a few clips: the check's)
-        fit_inserted_norms_(old_model, model, *check_batch(feats, prompts, fit))
-        x, mask, pid = check_batch(feats, prompts, check_idx_for(rows))
-        print(f"grown from {path.parent}: {len(old_model.encoder.layers)} -> "
-              f"{len(model.encoder.layers)} layers, FF {old_model.config.encoder_config.intermediate_size} -> "
-              f"{model.config.encoder_config.intermediate_size}; encoder output changed by "
-              f"{growth_error(old_model, model, x, mask, pid):.2%} (relative L2, 12 clips)", flush=True)
-        del old_model
+        _grow_(old_model.eval(), model, rows, feats, prompts, path.parent)
     else:
         model.load_state_dict(ck["model"])
     if ctc_head is not None:

@@ -294,8 +294,9 @@ def main() -> None:
                          "demo_spm.model is copied) with a fresh optimizer and schedule: the later stages of "
                          "the shipped recipe. A config with wider FF blocks or more layers grows the "
                          "checkpoint (grow.py). Or an HF model directory (the shipped onepass/assets/demo): "
-                         "its weights, fresh CTC and phoneme heads (see heads_only_steps); OUT/demo_spm.model "
-                         "must exist then (rebuild_spm.py) and is checked against its tokenizer.json")
+                         "its weights (grown the same way), fresh CTC and phoneme heads (see heads_only_steps); "
+                         "OUT/demo_spm.model must exist then (rebuild_spm.py) and is checked against its "
+                         "tokenizer.json")
     ap.add_argument("--device", default="cpu",
                     help="torch device for the model and the losses (cuda, cuda:1, ...); batches, "
                          "SpecAugment and the random draws stay on the CPU, so a run is the same recipe "
@@ -380,7 +381,7 @@ def main() -> None:
     if args.resume and ckpt_path.exists():
         start = resume_(ckpt_path, model, ctc_head, phone_head, opt, rng, g, feats, args.reinit_subsampling)
     elif init_hf:
-        init_from_hf_(args.init_from, model, spm_path, cfg.heads_only_steps)
+        init_from_hf_(args.init_from, model, spm_path, cfg.heads_only_steps, rows, feats, prompts)
     elif args.init_from:
         init_from_ckpt_(args.init_from, model, ctc_head, phone_head, phone_names, rows, feats, prompts, spm_path)
     step, epoch, batches, rewarm_from = start.step, start.epoch, start.batches, start.rewarm_from
