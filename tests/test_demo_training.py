@@ -121,3 +121,25 @@ def test_a_bigger_config_grows_the_shipped_directory(tmp_path, corpus):
             assert torch.equal(ck["model"][k.replace(last, f"encoder.layers.{layers}.")], v)
         elif not k.startswith("encoder.layers."):
             assert torch.equal(ck["model"][k], v)
+
+
+def test_random_voice_variants_widen_the_training_split_only(tmp_path, corpus):
+    from voices import random_variant
+
+    assert random_variant(7) == random_variant(7) != random_variant(8)
+    out = tmp_path / "rv"
+    subprocess.run([sys.executable, str(TOOLS / "make_corpus.py"), "--out", str(out), "--train-per-lang", "2",
+                    "--test-per-lang", "1", "--words-per-lang", "50", "--workers", "1", "--random-variants", "40"],
+                   check=True, capture_output=True)
+    rows = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    variants = out / "espeak" / "espeak-ng-data" / "voices" / "!v"
+    random_voices = [r["voice"].split("+")[1] for r in rows if "+rv" in r["voice"]]
+    assert random_voices and all((variants / v).exists() for v in random_voices)
+    assert not {"m5", "m7", "f3", "f5"} & {p.name for p in variants.iterdir() if p.name.startswith("rv")}
+    assert all(r["words"] is not None for r in rows)  # espeak-ng's word events still cover every word
+    # the held-out split is byte for byte the one without random variants
+    assert (out / "test.jsonl").read_text().replace(str(out), "X") == \
+        (corpus / "test.jsonl").read_text().replace(str(corpus), "X")
+    for line in (corpus / "test.jsonl").read_text().splitlines():
+        wav = Path(json.loads(line)["audio_filepath"])
+        assert (out / wav.relative_to(corpus)).read_bytes() == wav.read_bytes()

@@ -3,7 +3,8 @@
 Text: Faker's locale sentence generator (``Faker(loc).sentence()``: random words from its per-locale word
 list, first word capitalised, German nouns capitalised, final period), with a comma inserted now and then
 and some sentences turned into questions or exclamations, so the targets are cased and punctuated.
-Speech: espeak-ng (Debian ``espeak-ng``) with voice variants, speaking rates and pitches, resampled to
+Speech: espeak-ng (Debian ``espeak-ng``) with voice variants (espeak-ng's own and, with
+``--random-variants``, seeded random ones from voices.py), speaking rates and pitches, resampled to
 16 kHz mono, random gain, leading/trailing silence and light white/pink noise.
 
 Held-out split: sentences that never occur in train AND voice variants never used in train.
@@ -22,6 +23,7 @@ import argparse
 import ctypes
 import ctypes.util
 import json
+import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,11 +271,21 @@ def main() -> None:
     ap.add_argument("--extra-train-per-lang", type=int, default=0,
                     help="this many more training sentences, drawn after the held-out ones (so the held-out "
                          "split stays the one --train-per-lang gives)")
+    ap.add_argument("--random-variants", type=int, default=0,
+                    help="also this many random voice variants in the training split (voices.py: seeded "
+                         "formant, pitch and voice-quality settings, written to OUT/espeak/espeak-ng-data, "
+                         "named rvNNNN); the held-out split is unchanged")
     ap.add_argument("--train-variants", choices=("base", "wide"), default="base",
                     help="voice variants of the training split: base (9) or wide (the base ones plus "
                          "espeak-ng's named variants); the held-out split always uses TEST_VARIANTS")
     args = ap.parse_args()
     train_variants = WIDE_TRAIN_VARIANTS if args.train_variants == "wide" else TRAIN_VARIANTS
+    if args.random_variants:
+        from voices import data_dir_with
+
+        names = [f"rv{args.seed * 100000 + k + 1}" for k in range(args.random_variants)]
+        os.environ["ESPEAK_DATA_PATH"] = str(data_dir_with(names, args.out / "espeak"))  # the workers' too
+        train_variants = train_variants + tuple(names)
 
     manifests: dict[str, list[dict]] = {"train": [], "test": []}
     for li, lang in enumerate(LANGUAGES):
