@@ -52,12 +52,27 @@ def system_data_dir() -> Path:
     raise RuntimeError("espeak-ng-data not found (apt-get install espeak-ng)")
 
 
-def data_dir_with(names: list[str], root: Path) -> Path:
+MAX_VOICES = 349  # libespeak-ng lists at most N_VOICES_LIST - 1 voices (languages + variants); more are dropped
+
+
+def data_dir_with(names: list[str], root: Path, languages: tuple[str, ...] = ("en-US", "es", "de")) -> Path:
     """A copy of espeak-ng's data under ``root``/espeak-ng-data with the random variants ``names``
-    (rvSEED) added; returns ``root``, the value for ESPEAK_DATA_PATH."""
+    (rvSEED) added; returns ``root``, the value for ESPEAK_DATA_PATH. The copy keeps only the language
+    files ``languages`` (espeak-ng-data/lang/*/NAME) and no MBROLA voices, so that the variants fit in
+    libespeak-ng's voice list (``MAX_VOICES``: a voice past it silently falls back to the plain one)."""
     dst = root / "espeak-ng-data"
     if not dst.exists():
-        shutil.copytree(system_data_dir(), dst)
+        tmp = root / "espeak-ng-data.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(system_data_dir(), tmp)
+        for f in (tmp / "lang").rglob("*"):
+            if f.is_file() and f.name not in languages:
+                f.unlink()
+        shutil.rmtree(tmp / "voices" / "mb", ignore_errors=True)
+        tmp.rename(dst)
     for name in names:
         (dst / "voices" / "!v" / name).write_text(random_variant(int(name[2:])))
+    n = sum(f.is_file() for f in (dst / "lang").rglob("*")) + sum(1 for _ in (dst / "voices" / "!v").iterdir())
+    if n > MAX_VOICES:
+        raise ValueError(f"{n} voices in {dst}: libespeak-ng lists at most {MAX_VOICES}; ask for fewer random variants")
     return root
