@@ -124,9 +124,11 @@ def test_a_bigger_config_grows_the_shipped_directory(tmp_path, corpus):
 
 
 def test_random_voice_variants_widen_the_training_split_only(tmp_path, corpus):
-    from voices import random_variant
+    from voices import data_dir_with, random_variant
 
     assert random_variant(7) == random_variant(7) != random_variant(8)
+    with pytest.raises(ValueError, match="at most 349"):  # past the cap espeak-ng would ignore them silently
+        data_dir_with([f"rv{k}" for k in range(1, 300)], tmp_path / "too_many")
     out = tmp_path / "rv"
     subprocess.run([sys.executable, str(TOOLS / "make_corpus.py"), "--out", str(out), "--train-per-lang", "2",
                     "--test-per-lang", "1", "--words-per-lang", "50", "--workers", "1", "--random-variants", "40"],
