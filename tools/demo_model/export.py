@@ -1,7 +1,7 @@
 """Ship a trained checkpoint: copy the HF directory into onepass/assets/demo, check that transformers and
 onepass load it and agree, and pick the bundled samples.
 
-    python tools/demo_model/export.py --run /work/demo_corpus/run --corpus /work/demo_corpus
+    python tools/demo_model/export.py --run /work/demo_corpus/run --corpus /work/demo_corpus [--weights hf_ema]
 
 Writes onepass/assets/demo/{config.json, generation_config.json, model.safetensors, processor_config.json,
 tokenizer.json, tokenizer_config.json} and onepass/assets/samples/{en-US,es-ES,de-DE}.wav + samples.json
@@ -83,9 +83,11 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path, default=Path("/work/demo_corpus"))
     ap.add_argument("--dst", type=Path, default=REPO / "onepass/assets/demo")
     ap.add_argument("--samples", type=Path, default=REPO / "onepass/assets/samples")
+    ap.add_argument("--weights", choices=("hf_last", "hf_ema"), default="hf_last",
+                    help="the run's last weights or their moving average (ema_decay > 0)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    copy_model(args.run / "hf_last", args.dst)
+    copy_model(args.run / args.weights, args.dst)
     samples = pick_samples(args.corpus, args.samples)
     check(args.dst, samples)
 
