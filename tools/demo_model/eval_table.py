@@ -20,7 +20,7 @@ def pct(row: dict | None, lang: str | None = None, key: str = "wer") -> float | 
     if row is None:
         return None
     src = row if lang is None else row.get("languages", {}).get(lang)
-    return None if src is None else 100 * src[key]
+    return None if src is None or key not in src else 100 * src[key]
 
 
 def cell(now: float | None, then: float | None) -> str:
