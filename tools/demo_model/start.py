@@ -113,9 +113,14 @@ def init_output_priors_(model, ctc_head, labels: list[list[int]], enc_lengths: l
     print(f"output biases at the log-priors (labels/frame {n_lab / n_frames:.3f})", flush=True)
 
 
+def per_language(rows: list[dict], start: int, stop: int) -> list[int]:
+    """Indices of each language's clips ``start:stop`` (in manifest order), language by language."""
+    return [i for lang in PROMPT_SLOT for i in [j for j, r in enumerate(rows) if r["lang"] == lang][start:stop]]
+
+
 def check_idx_for(rows: list[dict]) -> list[int]:
     """Fixed clips for the audio-use check: the first 4 per language."""
-    return [i for lang in PROMPT_SLOT for i in [j for j, r in enumerate(rows) if r["lang"] == lang][:4]]
+    return per_language(rows, 0, 4)
 
 
 def check_batch(feats, prompts, idx: list[int]):
@@ -161,8 +166,8 @@ def _grow_(old_model, model, rows: list[dict], feats: list[torch.Tensor], prompt
     grow.py's function-preserving placement and the LayerNorm refit of the inserted layers."""
     init_weights_(model, feats)  # fresh weights for what is new (the subsampling init is overwritten)
     model.load_state_dict(grow_state_dict(old_model.state_dict(), model))
-    fit = [i for lang in PROMPT_SLOT for i in [j for j, r in enumerate(rows) if r["lang"] == lang][4:68]]
-    fit = fit or check_idx_for(rows)  # 192 clips, not the check's (a corpus of a few clips: the check's)
+    # 192 clips, not the check's (a corpus of a few clips: the check's)
+    fit = per_language(rows, 4, 68) or check_idx_for(rows)
     fit_inserted_norms_(old_model, model, *check_batch(feats, prompts, fit))
     x, mask, pid = check_batch(feats, prompts, check_idx_for(rows))
     print(f"grown from {source}: {len(old_model.encoder.layers)} -> "
