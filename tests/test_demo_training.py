@@ -147,3 +147,13 @@ def test_random_voice_variants_widen_the_training_split_only(tmp_path, corpus):
     for line in (corpus / "test.jsonl").read_text().splitlines():
         wav = Path(json.loads(line)["audio_filepath"])
         assert (out / wav.relative_to(corpus)).read_bytes() == wav.read_bytes()
+    # --variant-seed draws other speakers for the same sentences
+    out2 = tmp_path / "rv2"
+    subprocess.run([sys.executable, str(TOOLS / "make_corpus.py"), "--out", str(out2), "--train-per-lang", "2",
+                    "--test-per-lang", "1", "--words-per-lang", "50", "--workers", "1", "--random-variants", "40",
+                    "--variant-seed", "3"], check=True, capture_output=True)
+    rows2 = [json.loads(line) for line in (out2 / "train.jsonl").read_text().splitlines()]
+    assert [r["text"] for r in rows2] == [r["text"] for r in rows]
+    random_voices2 = [r["voice"].split("+")[1] for r in rows2 if "+rv" in r["voice"]]
+    assert random_voices2 and not set(random_voices2) & set(random_voices)
+    assert all((out2 / "espeak" / "espeak-ng-data" / "voices" / "!v" / v).exists() for v in random_voices2)

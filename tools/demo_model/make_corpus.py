@@ -275,6 +275,9 @@ def main() -> None:
                     help="also this many random voice variants in the training split (voices.py: seeded "
                          "formant, pitch and voice-quality settings, written to OUT/espeak/espeak-ng-data, "
                          "named rvNNNN); the held-out split is unchanged")
+    ap.add_argument("--variant-seed", type=int,
+                    help="seed of the random voice variants alone (default: --seed, which also draws the "
+                         "sentences): a new value gives new speakers for the same sentences")
     ap.add_argument("--train-variants", choices=("base", "wide"), default="base",
                     help="voice variants of the training split: base (9) or wide (the base ones plus "
                          "espeak-ng's named variants); the held-out split always uses TEST_VARIANTS")
@@ -283,7 +286,8 @@ def main() -> None:
     if args.random_variants:
         from voices import data_dir_with
 
-        names = [f"rv{args.seed * 100000 + k + 1}" for k in range(args.random_variants)]
+        vseed = args.seed if args.variant_seed is None else args.variant_seed
+        names = [f"rv{vseed * 100000 + k + 1}" for k in range(args.random_variants)]
         os.environ["ESPEAK_DATA_PATH"] = str(data_dir_with(names, args.out / "espeak"))  # the workers' too
         train_variants = train_variants + tuple(names)
 
