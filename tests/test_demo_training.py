@@ -93,6 +93,28 @@ def test_weight_average_follows_the_weights_and_copies_integer_buffers():
     assert torch.equal(model[0].weight, start["0.weight"] + 4.0)  # the live model is untouched
 
 
+def test_right_context_draw_follows_its_weights_and_keeps_the_uniform_stream(tmp_path):
+    from train import TrainConfig, draw_right_context, load_config
+
+    uniform = TrainConfig()
+    g, ref = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    rcs = uniform.model.right_contexts
+    # no weights: the draw of the earlier stages, random stream and all
+    assert [draw_right_context(uniform, g) for _ in range(50)] == [
+        rcs[int(torch.randint(len(rcs), (1,), generator=ref))] for _ in range(50)]
+    cfg = load_config(str(REPO / "tools" / "demo_model" / "demo_config_stage8.json"))
+    assert len(cfg.right_context_weights) == len(cfg.model.right_contexts)
+    weighted = TrainConfig(right_context_weights=[0.5, 0.0, 0.0, 0.0, 0.5])
+    g = torch.Generator().manual_seed(0)
+    draws = [draw_right_context(weighted, g) for _ in range(2000)]
+    assert set(draws) == {0, 13}  # a zero weight is never drawn
+    assert 900 < draws.count(0) < 1100  # about half (binomial sd 22)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"right_context_weights": [1.0, 1.0]}))
+    with pytest.raises(ValueError, match="one non-negative weight per right context"):
+        load_config(str(bad))
+
+
 def test_a_bigger_config_grows_the_shipped_directory(tmp_path, corpus):
     from safetensors.torch import load_file
 

@@ -83,9 +83,21 @@ class TrainConfig:
     # random outputs do not push the trained encoder around; at heads_only_lr (constant), then the
     # schedule's lr re-warms over 100 steps
     heads_only_lr: float = 2e-3
+    right_context_weights: list = field(default_factory=list)  # one weight per model.right_contexts entry:
+    # the per-batch draw of r follows them (stage 8: more r=0 batches for the 80 ms chunk); empty: uniform
+    # (the draw, and so the random stream, of the earlier stages)
     ema_decay: float = 0.0  # > 0: also keep an exponential moving average of the weights (decay per step),
     # exported to OUT/hf_ema beside OUT/hf_last at every checkpoint; 0: none
     model: ModelConfig = field(default_factory=ModelConfig)
+
+
+def draw_right_context(cfg: TrainConfig, g: torch.Generator) -> int:
+    """The batch's right context: uniform over model.right_contexts, or by right_context_weights."""
+    rcs = cfg.model.right_contexts
+    if not cfg.right_context_weights:
+        return rcs[int(torch.randint(len(rcs), (1,), generator=g))]
+    w = torch.tensor(cfg.right_context_weights, dtype=torch.float64)
+    return rcs[int(torch.multinomial(w, 1, generator=g))]
 
 
 def load_config(path: str | None) -> TrainConfig:
@@ -94,6 +106,10 @@ def load_config(path: str | None) -> TrainConfig:
         raw = json.loads(Path(path).read_text())
         model = raw.pop("model", {})
         cfg = TrainConfig(**raw, model=ModelConfig(**model))
+    w = cfg.right_context_weights
+    if w and (len(w) != len(cfg.model.right_contexts) or min(w) < 0 or sum(w) <= 0):
+        raise ValueError(f"right_context_weights {w}: one non-negative weight per right context "
+                         f"{cfg.model.right_contexts}, not all zero")
     return cfg
 
 
@@ -445,7 +461,7 @@ def main() -> None:
         pid = torch.tensor([prompts[i] for i in b])
         if cfg.auto_prompt_prob:
             pid = torch.where(torch.rand(B, generator=g) < cfg.auto_prompt_prob, torch.full_like(pid, AUTO_SLOT), pid)
-        r = cfg.model.right_contexts[int(torch.randint(len(cfg.model.right_contexts), (1,), generator=g))]
+        r = draw_right_context(cfg, g)
         for pg in opt.param_groups:
             pg["lr"] = cfg.heads_only_lr if frozen else lr_at(step, cfg, current_progress()) * (
                 1.0 if rewarm_from is None else min(1.0, (step - rewarm_from + 1) / 100))
