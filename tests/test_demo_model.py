@@ -236,6 +236,36 @@ def test_corpus_word_times_come_from_espeak(tmp_path):
     assert {"g", "k"} <= {p[1] for p in phones}
 
 
+def test_corpus_clip_audio_depends_on_its_block_alone(tmp_path):
+    """libespeak-ng carries state from one utterance to the next, so make_corpus renders fixed blocks, each
+    in a fresh process: a block rendered alone comes out sample for sample as inside the whole split."""
+    import shutil
+    import sys
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (the CI installs it)")
+    if str(TOOLS) not in sys.path:
+        sys.path.insert(0, str(TOOLS))
+    import make_corpus
+    import numpy as np
+
+    texts = ["Seven green boats.", "Where is the old mill?", "Unter grün, ging Kopf!", "Tres casas rojas.",
+             "Go choose trial set west?", "Haare kann Sache."]
+
+    def items(d: str) -> list:
+        return [make_corpus.Item(path=str(tmp_path / d / f"{i}.wav"), text=t, lang="en-US",
+                                 voice=("en-us+f3", "en-us+m5", "de+m7")[i % 3], rate_wpm=140 + 10 * i,
+                                 pitch=30 + 7 * i, seed=i) for i, t in enumerate(texts)]
+
+    whole = make_corpus.render(items("whole"), workers=2, block=2)
+    alone = make_corpus.render(items("alone")[2:4], workers=1, block=2)
+    assert alone == whole[2:4]  # durations, word and phoneme times
+    for i in (2, 3):
+        a, _ = sf.read(tmp_path / "whole" / f"{i}.wav", dtype="int16")
+        b, _ = sf.read(tmp_path / "alone" / f"{i}.wav", dtype="int16")
+        assert np.array_equal(a, b), i
+
+
 def test_corpus_held_out_split_does_not_move_with_extra_training_sentences():
     """Sentences come out in a fixed order, so the held-out ones (after --train-per-lang) are the same
     whatever --extra-train-per-lang adds behind them; the wide training variants never include a held-out

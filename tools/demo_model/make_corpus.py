@@ -14,7 +14,13 @@ phones ([start seconds, espeak-ng phoneme mnemonic], from its phoneme events).
 
     python tools/demo_model/make_corpus.py --out /work/demo_corpus --train-per-lang 3000 --test-per-lang 150
 
-The corpus is not committed; this script regenerates it deterministically (seeded).
+The corpus is not committed; this script regenerates it deterministically (seeded). libespeak-ng keeps
+state from one utterance to the next (a text's audio, its length too, depends on what the same process
+rendered before) and cannot be re-initialised in-process (the first synth after a second
+espeak_Initialize hangs), so the clips are rendered in fixed blocks of ``--block``, each in order by a
+fresh process: a clip's audio depends on its block alone, not on ``--workers`` or on scheduling. (Before
+the fourteenth session the pool handed out clips as workers came free, and about a quarter of the
+held-out clips came out slightly different on each regeneration.)
 """
 
 from __future__ import annotations
@@ -240,6 +246,18 @@ def synthesize(item: Item) -> tuple[float, list[list[float]] | None, list[list] 
     return dur, words, phones
 
 
+def synthesize_block(items: list[Item]) -> list[tuple[float, list[list[float]] | None, list[list] | None]]:
+    """``synthesize`` for each item in order; called once per fresh worker process (see the module doc)."""
+    return [synthesize(it) for it in items]
+
+
+def render(items: list[Item], workers: int, block: int) -> list:
+    """Every item's ``synthesize`` result, in order: blocks of ``block`` items, one fresh process each."""
+    blocks = [items[i: i + block] for i in range(0, len(items), block)]
+    with ProcessPoolExecutor(workers, max_tasks_per_child=1) as pool:  # spawn: a fresh libespeak-ng per block
+        return [r for rs in pool.map(synthesize_block, blocks) for r in rs]
+
+
 def plan(out: Path, split: str, lang: str, sentences: list[str], variants, seed: int) -> list[Item]:
     locale, voice = LANGUAGES[lang]
     rng = np.random.default_rng(seed)
@@ -265,6 +283,8 @@ def main() -> None:
     ap.add_argument("--train-per-lang", type=int, default=3000)
     ap.add_argument("--test-per-lang", type=int, default=150)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--block", type=int, default=256,
+                    help="clips per fresh synthesiser process (part of what fixes the audio: keep it)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--words-per-lang", type=int, default=0,
                     help="draw the sentences from this many words of each language's list (0: all of it)")
@@ -302,8 +322,7 @@ def main() -> None:
         assert not set(train_s) & set(test_s)
         for split, ss, variants in (("train", train_s, train_variants), ("test", test_s, TEST_VARIANTS)):
             items = plan(args.out, split, lang, ss, variants, seed=args.seed * 1000 + li * 10 + (split == "test"))
-            with ProcessPoolExecutor(args.workers) as pool:
-                results = list(pool.map(synthesize, items, chunksize=32))
+            results = render(items, args.workers, args.block)
             durations = [d for d, _, _ in results]
             for it, (d, words, phones) in zip(items, results):
                 manifests[split].append(dict(audio_filepath=it.path, text=it.text, lang=it.lang,
