@@ -283,6 +283,9 @@ def main() -> None:
     ap.add_argument("--train-per-lang", type=int, default=3000)
     ap.add_argument("--test-per-lang", type=int, default=150)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--splits", choices=("train,test", "train", "test"), default="train,test",
+                    help="render these splits only (test: the held-out clips alone, in seconds; the other "
+                         "split's sentences are still drawn, so the held-out ones do not move)")
     ap.add_argument("--block", type=int, default=256,
                     help="clips per fresh synthesiser process (part of what fixes the audio: keep it)")
     ap.add_argument("--seed", type=int, default=0)
@@ -311,7 +314,7 @@ def main() -> None:
         os.environ["ESPEAK_DATA_PATH"] = str(data_dir_with(names, args.out / "espeak"))  # the workers' too
         train_variants = train_variants + tuple(names)
 
-    manifests: dict[str, list[dict]] = {"train": [], "test": []}
+    manifests: dict[str, list[dict]] = {split: [] for split in args.splits.split(",")}
     for li, lang in enumerate(LANGUAGES):
         locale, _ = LANGUAGES[lang]
         n_main = args.train_per_lang + args.test_per_lang
@@ -321,6 +324,8 @@ def main() -> None:
         test_s = sents[args.train_per_lang: n_main]
         assert not set(train_s) & set(test_s)
         for split, ss, variants in (("train", train_s, train_variants), ("test", test_s, TEST_VARIANTS)):
+            if split not in args.splits.split(","):
+                continue
             items = plan(args.out, split, lang, ss, variants, seed=args.seed * 1000 + li * 10 + (split == "test"))
             results = render(items, args.workers, args.block)
             durations = [d for d, _, _ in results]
