@@ -11,7 +11,7 @@ import torch
 from .audio import SAMPLE_RATE, load_for_model
 from .decoding.greedy import Emissions
 from .decoding.step import StreamBatch, block_mel_frames
-from .decoding.text import clean_text, words_from_tokens
+from .decoding.text import render
 from .errors import OnePassError
 from .languages import Language, resolve_language, supported_languages
 from .model.asr import NemotronASR
@@ -110,9 +110,8 @@ def extend(into: Emissions, new: Emissions) -> None:
 
 
 def make_transcript(tokenizer: Tokenizer, language: Language, e: Emissions, duration_s: float) -> Transcript:
-    text, tags = clean_text(tokenizer.piece_text(e.token_ids))
+    text, tags, words = render(tokenizer, e.token_ids, e.frames, e.probs, FRAME_S)
     code = tags[0] if (language.auto and tags) else language.code
     return Transcript(
-        text=text, language=code, language_detected=language.auto,
-        words=words_from_tokens(tokenizer, e.token_ids, e.frames, e.probs, FRAME_S),
+        text=text, language=code, language_detected=language.auto, words=words,
         token_ids=list(e.token_ids), token_times_s=[f * FRAME_S for f in e.frames], duration_s=duration_s)

@@ -8,8 +8,10 @@ Works from the piece strings of a SentencePiece model (``.nemo``) or a ``tokeniz
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import unicodedata
 from pathlib import Path
 
 from .errors import OnePassError
@@ -17,7 +19,9 @@ from .errors import OnePassError
 WORD_START = "\u2581"
 BYTE_PIECE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 LANGUAGE_TAG = re.compile(r"^<([a-z]{2,3}-[A-Z]{2})>$")
-CONTROL = {"<unk>", "<s>", "</s>", "<pad>", "<blank>", "<mask>"}
+UNKNOWN = "<unk>"  # SentencePiece decodes it as " \u2047 "
+CONTROL = {"<s>", "</s>", "<pad>", "<blank>", "<mask>"}  # decoded as nothing
+_SPECIAL_PIECE = re.compile(r"^(\[.*\]|<.*>|##.*|\u2581.*|\s*)$", re.DOTALL)
 
 
 class Tokenizer:
@@ -65,23 +69,26 @@ class Tokenizer:
         m = LANGUAGE_TAG.match(self.piece(token_id))
         return m.group(1) if m else None
 
-    def piece_text(self, token_ids: list[int]) -> str:
-        """Concatenate pieces (bytes decoded as UTF-8), ``▁`` -> space; no cleanup."""
-        out, pending = [], bytearray()
-        for token_id in token_ids:
-            if token_id == self.blank_id:
-                continue
-            piece = self.piece(token_id)
-            m = BYTE_PIECE.match(piece)
-            if m:
-                pending.append(int(m.group(1), 16))
-                continue
-            if pending:
-                out.append(pending.decode("utf-8", errors="replace"))
-                pending = bytearray()
-            if piece in CONTROL:
-                continue
-            out.append(piece.replace(WORD_START, " "))
-        if pending:
-            out.append(pending.decode("utf-8", errors="replace"))
-        return "".join(out)
+    @functools.cached_property
+    def punctuation(self) -> frozenset[str]:
+        """Punctuation characters (Unicode category P) of pieces that are not special and do not
+        start a word: NeMo's text has no whitespace before them (``onepass.decoding.text``)."""
+        return frozenset(ch for piece in self.pieces if not _SPECIAL_PIECE.match(piece)
+                         for ch in piece if unicodedata.category(ch).startswith("P"))
+
+
+def decode_bytes(data: bytes) -> str:
+    """UTF-8 as SentencePiece decodes byte pieces: one U+FFFD per byte that does not start a
+    valid sequence (Python's ``errors="replace"`` would merge a truncated sequence into one)."""
+    out, i = [], 0
+    while i < len(data):
+        lead = data[i]
+        size = (1 if lead < 0x80 else 2 if 0xC2 <= lead <= 0xDF else 3 if 0xE0 <= lead <= 0xEF
+                else 4 if 0xF0 <= lead <= 0xF4 else 0)
+        try:
+            out.append(data[i:i + size].decode("utf-8") if size else "\ufffd")
+            i += size or 1
+        except UnicodeDecodeError:
+            out.append("\ufffd")
+            i += 1
+    return "".join(out)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from onepass import OnePassError
-from onepass.decoding.text import clean_text
 
 
 @pytest.mark.parametrize("code,slot,canonical", [
@@ -28,10 +27,13 @@ def test_unknown_codes_are_errors(asr, code):
         asr.language(code)
 
 
-def test_tags_are_parsed_and_stripped():
-    text, tags = clean_text("<de-DE> Guten  Morgen , Welt ! <en-US>Hello")
-    assert text == "Guten Morgen, Welt! Hello"
-    assert tags == ["de-DE", "en-US"]
+def test_tags_are_parsed_and_stripped(asr):
+    from onepass.decoding.text import render
+
+    tok = asr.tokenizer
+    ids = [tok.pieces.index(p) for p in ("<de-DE>", "\u2581s", "s", "<en-US>", "\u2581s")]
+    text, tags, _ = render(tok, ids, list(range(5)), [1.0] * 5, 0.08)
+    assert (text, tags) == ("ss s", ["de-DE", "en-US"])
 
 
 def test_auto_mode_reports_detected_language(asr):
