@@ -179,3 +179,24 @@ def test_random_voice_variants_widen_the_training_split_only(tmp_path, corpus):
     random_voices2 = [r["voice"].split("+")[1] for r in rows2 if "+rv" in r["voice"]]
     assert random_voices2 and not set(random_voices2) & set(random_voices)
     assert all((out2 / "espeak" / "espeak-ng-data" / "voices" / "!v" / v).exists() for v in random_voices2)
+
+
+def test_long_form_batches_train_from_the_shipped_directory(tmp_path, corpus):
+    """Issue 35's recipe (demo_config_longform.json): batches of long-form examples built on the fly from
+    the corpus wavs (longform.py) train with finite losses, and the config is the stage-8 one plus them."""
+    run = tmp_path / "run"
+    cfg = json.loads((TOOLS / "demo_config_longform.json").read_text())
+    stage8 = json.loads((TOOLS / "demo_config_stage8.json").read_text())
+    assert {k: v for k, v in cfg.items() if not k.startswith("longform")} == stage8
+    assert 0 < cfg["longform_prob"] < 1  # single clips stay in the mix
+    cfg.update(heads_only_steps=1, max_batch=3, log_every=1, threads=1, longform_prob=1.0)
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    subprocess.run([sys.executable, str(TOOLS / "rebuild_spm.py"), "--out", str(run)], check=True,
+                   capture_output=True)
+    out = subprocess.run([sys.executable, str(TOOLS / "train.py"), "--corpus", str(corpus), "--out", str(run),
+                          "--config", str(tmp_path / "cfg.json"), "--init-from", str(DEMO), "--max-steps", "3"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    losses = [float(line.split(" rnnt ")[1].split()[0]) for line in out.stdout.splitlines()
+              if line.startswith("step ")]
+    assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses[1:]))) and min(losses[1:]) > 0

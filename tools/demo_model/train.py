@@ -35,6 +35,7 @@ from build import ModelConfig, build_model_and_processor, save_hf, train_sentenc
 from rnnt_loss import rnnt_loss  # noqa: E402
 from start import (AUTO_SLOT, PROMPT_SLOT, Start, check_batch, check_idx_for, init_from_ckpt_,  # noqa: E402
                    init_from_hf_, init_output_priors_, init_weights_, resume_)
+from longform import LongFormConfig, build_example, draw_clips  # noqa: E402
 from targets import frame_phones, frame_targets, pad_frame_targets, phone_inventory  # noqa: E402
 
 @dataclass
@@ -86,6 +87,11 @@ class TrainConfig:
     right_context_weights: list = field(default_factory=list)  # one weight per model.right_contexts entry:
     # the per-batch draw of r follows them (stage 8: more r=0 batches for the 80 ms chunk); empty: uniform
     # (the draw, and so the random stream, of the earlier stages)
+    longform_prob: float = 0.0  # issue 35: this fraction of the batches are long-form examples (longform.py:
+    # 1-6 clips of one language joined with pauses of silence or noise, sometimes joined late), built on the
+    # fly from the corpus wavs; the other batches are the single clips as before. 0: off (no random draw)
+    longform_max_frames: int = 3000  # mel frames of a long-form batch, padding included
+    longform: dict = field(default_factory=dict)  # LongFormConfig fields
     ema_decay: float = 0.0  # > 0: also keep an exponential moving average of the weights (decay per step),
     # exported to OUT/hf_ema beside OUT/hf_last at every checkpoint; 0: none
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -419,6 +425,34 @@ def main() -> None:
     subset = [i for lang in PROMPT_SLOT for i in [j for j, r in enumerate(rows) if r["lang"] == lang][: cfg.warm_subset]]
     in_subset = False
     check_idx = check_idx_for(rows)
+    lf_cfg = LongFormConfig(**cfg.longform)
+    lf_rng = random.Random(cfg.seed * 1_000_003 + step)  # its own stream: the single-clip draws stay as before
+    by_lang: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        if len(labels[i]):
+            by_lang.setdefault(row["lang"], []).append(i)
+    durations = [float(row["duration"]) for row in rows]
+    fe = processor.feature_extractor
+
+    def longform_batch():
+        """Long-form examples until the batch would pass longform_max_frames (at least one)."""
+        out_f, out_l, out_p = [], [], []
+        while len(out_f) < cfg.max_batch:
+            idx = draw_clips(by_lang, durations, lf_rng, lf_cfg)
+            clips = [(sf.read(rows[i]["audio_filepath"], dtype="float32")[0], rows[i]["text"], rows[i].get("words"))
+                     for i in idx]
+            audio, text = build_example(clips, lf_rng, lf_cfg)
+            fx = fe(audio, sampling_rate=16000, return_tensors="pt")
+            f = fx["input_features"][0, : int(fx["attention_mask"][0].sum())]
+            if f.shape[0] > cfg.longform_max_frames:
+                continue  # rare (several long pauses): never cut the audio of a target
+            if out_f and max(f.shape[0], max(t.shape[0] for t in out_f)) * (len(out_f) + 1) > cfg.longform_max_frames:
+                break
+            out_f.append(f)
+            out_l.append(sp.encode(text))
+            out_p.append(PROMPT_SLOT[rows[idx[0]]["lang"]])
+        return out_f, out_l, out_p
+
     model.train()
     t_start, t_log, loss_acc, ctc_acc, ce_acc, pce_acc, n_acc = time.time(), time.time(), 0.0, 0.0, 0.0, 0.0, 0
     done = False
@@ -436,29 +470,37 @@ def main() -> None:
                        make_batches([lengths[i] for i in pool], cfg, random.Random(cfg.seed * 7919 + epoch),
                                     shuffle=in_subset or epoch >= cfg.sortagrad_epochs)]
             epoch += 1
-        b = batches.pop(0)
-        B = len(b)
-        T = max(lengths[i] for i in b)
+        if cfg.longform_prob and lf_rng.random() < cfg.longform_prob:
+            b_feats, b_labels, b_prompts = longform_batch()
+            b_paths = b_phones = [None] * len(b_feats)
+        else:
+            b = batches.pop(0)
+            b_feats, b_labels, b_prompts = [feats[i] for i in b], [labels[i] for i in b], [prompts[i] for i in b]
+            b_paths, b_phones = [paths[i] for i in b], [phone_paths[i] for i in b]
+        B = len(b_feats)
+        b_len = [f.shape[0] for f in b_feats]
+        T = max(b_len)
         x = torch.zeros(B, T, cfg.model.num_mel_bins)
         mask = torch.zeros(B, T, dtype=torch.long)
-        for j, i in enumerate(b):
-            x[j, : lengths[i]] = feats[i].float()
-            mask[j, : lengths[i]] = 1
+        for j in range(B):
+            x[j, : b_len[j]] = b_feats[j].float()
+            mask[j, : b_len[j]] = 1
         xl = mask.sum(-1)
         if cfg.freq_warp:
             x = warp_mel_axis(x, 1 + (2 * torch.rand(B, generator=g) - 1) * cfg.freq_warp)
         x = spec_augment(x, xl, cfg, g)
-        U = max(len(labels[i]) for i in b)
+        U = max(len(lab) for lab in b_labels)
         y = torch.zeros(B, U, dtype=torch.long)
-        for j, i in enumerate(b):
-            y[j, : len(labels[i])] = torch.tensor(labels[i])
-        yl = torch.tensor([len(labels[i]) for i in b])
+        for j, lab in enumerate(b_labels):
+            y[j, : len(lab)] = torch.tensor(lab)
+        yl = torch.tensor([len(lab) for lab in b_labels])
         warm = warm_start_factor(step, cfg)
         w_align, w_phone = cfg.align_weight * warm, cfg.phone_weight * warm
         Tp = int(model._get_subsampling_output_length(torch.tensor([T]))[0])
-        align = pad_frame_targets(paths, b, Tp) if w_align > 0 else None
-        phone_tgt = pad_frame_targets(phone_paths, b, Tp) if phone_head is not None and w_phone > 0 else None
-        pid = torch.tensor([prompts[i] for i in b])
+        align = pad_frame_targets(b_paths, list(range(B)), Tp) if w_align > 0 else None
+        phone_tgt = (pad_frame_targets(b_phones, list(range(B)), Tp)
+                     if phone_head is not None and w_phone > 0 else None)
+        pid = torch.tensor(b_prompts)
         if cfg.auto_prompt_prob:
             pid = torch.where(torch.rand(B, generator=g) < cfg.auto_prompt_prob, torch.full_like(pid, AUTO_SLOT), pid)
         r = draw_right_context(cfg, g)

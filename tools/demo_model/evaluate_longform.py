@@ -1,0 +1,108 @@
+"""Long-form accuracy of a model (issue 35): streams of held-out clips joined with pauses, against the same
+clips alone.
+
+    python tools/demo_model/evaluate_longform.py --model onepass/assets/demo --manifest /work/heldout/test.jsonl \
+        --streams 100 --per-stream 6 --chunk-ms 1120 80 [--mode offline stream] [--json]
+
+Stream k takes ``--per-stream`` clips of one language (languages in turn, clips drawn without replacement
+inside a stream, seeded) joined with pauses of digital silence uniform in 0 ... ``--pause-max`` s. For each
+chunk size and mode: the WER of the streams (every stream's normalised transcript against its clips'
+texts joined), the WER of the same clips transcribed alone (with repeats, so both figures weigh the same
+words), and the sentences lost (more than half of a sentence's words deleted on the alignment of its
+stream, ``longform.sentence_losses``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import jiwer
+import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from evaluate import normalize  # noqa: E402
+from longform import join_audio, make_streams, sentence_losses  # noqa: E402
+
+
+def transcribe(asr, audios: list, langs: list[str], mode: str, chunk_ms: int, batch: int = 8) -> list[str]:
+    hyps = [""] * len(audios)
+    if mode == "offline":
+        for lang in sorted(set(langs)):
+            idx = [i for i, lg in enumerate(langs) if lg == lang]
+            for s in range(0, len(idx), batch):
+                part = idx[s: s + batch]
+                for i, o in zip(part, asr.transcribe_batch([audios[i] for i in part], language=lang, chunk_ms=chunk_ms)):
+                    hyps[i] = o.text
+    else:
+        step = int(16000 * chunk_ms / 1000)
+        for i, (a, lang) in enumerate(zip(audios, langs)):
+            session = asr.stream(language=lang, chunk_ms=chunk_ms)
+            for s in range(0, len(a), step):
+                session.accept(a[s: s + step], 16000)
+            hyps[i] = session.finish().text
+    return hyps
+
+
+def evaluate(asr, streams: list[dict], mode: str, chunk_ms: int) -> dict:
+    cache: dict[str, object] = {}
+    for st in streams:
+        for r in st["rows"]:
+            if r["audio_filepath"] not in cache:
+                cache[r["audio_filepath"]] = sf.read(r["audio_filepath"], dtype="float32")[0]
+    t0 = time.perf_counter()
+    clip_rows = [r for st in streams for r in st["rows"]]
+    alone = transcribe(asr, [cache[r["audio_filepath"]] for r in clip_rows], [r["lang"] for r in clip_rows],
+                       mode, chunk_ms)
+    long_audio = [join_audio([cache[r["audio_filepath"]] for r in st["rows"]], st["pauses"]) for st in streams]
+    long_hyp = transcribe(asr, long_audio, [st["lang"] for st in streams], mode, chunk_ms)
+    refs = [[normalize(r["text"]) for r in st["rows"]] for st in streams]
+    lost = [sentence_losses(rs, normalize(h)) for rs, h in zip(refs, long_hyp)]
+    return dict(
+        chunk_ms=chunk_ms, mode=mode, streams=len(streams), sentences=len(clip_rows),
+        seconds=round(sum(len(a) for a in long_audio) / 16000, 1),
+        wer_alone=round(jiwer.wer([normalize(r["text"]) for r in clip_rows], [normalize(h) or "<empty>" for h in alone]), 4),
+        wer_stream=round(jiwer.wer([" ".join(rs) for rs in refs], [normalize(h) or "<empty>" for h in long_hyp]), 4),
+        sentences_lost=sum(map(sum, lost)),
+        streams_with_a_loss=sum(any(x) for x in lost),
+        first_sentence_only=sum(all(x[1:]) for x in lost),
+        time_s=round(time.perf_counter() - t0, 1),
+        example=dict(ref=" ".join(refs[0]), hyp=normalize(long_hyp[0])),
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="onepass/assets/demo")
+    ap.add_argument("--manifest", required=True)
+    ap.add_argument("--streams", type=int, default=100)
+    ap.add_argument("--per-stream", type=int, default=6)
+    ap.add_argument("--pause-max", type=float, default=1.0)
+    ap.add_argument("--seed", type=int, default=35)
+    ap.add_argument("--chunk-ms", type=int, nargs="+", default=[1120, 80])
+    ap.add_argument("--mode", nargs="+", default=["offline"], choices=["offline", "stream"])
+    ap.add_argument("--backend", default="torch")
+    ap.add_argument("--json", action="store_true", help="one JSON object per line")
+    args = ap.parse_args()
+    import onepass
+
+    rows = [json.loads(x) for x in Path(args.manifest).read_text(encoding="utf-8").splitlines() if x.strip()]
+    streams = make_streams(rows, args.streams, args.per_stream, args.seed, args.pause_max)
+    asr = onepass.load_model(args.model, backend=args.backend)
+    for c in args.chunk_ms:
+        for m in args.mode:
+            res = evaluate(asr, streams, m, c)
+            if args.json:
+                print(json.dumps(res, ensure_ascii=False), flush=True)
+            else:
+                print(f"{c} ms {m}: {res['streams']} streams, {res['sentences']} sentences, {res['seconds']} s; "
+                      f"WER alone {res['wer_alone']:.2%}, stream {res['wer_stream']:.2%}; sentences lost "
+                      f"{res['sentences_lost']} (streams with a loss {res['streams_with_a_loss']}, first sentence "
+                      f"only {res['first_sentence_only']}); {res['time_s']} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
