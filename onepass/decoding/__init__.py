@@ -1,1 +1,7 @@
-"""Decoding: greedy RNN-T over encoder frames, and tokens -> text, words, language."""
+"""Decoding: greedy RNN-T over encoder frames, and tokens -> text, words, language.
+
+Two greedy RNN-T decoders with the same token ids: ``greedy.greedy_decode`` (compacts the batch as
+rows finish; host reads every iteration; the faster one on the CPU) and
+``label_looping.label_looping_decode`` (masked rows, fixed-size output buffers, no host reads with
+``sync_every=0``: for the device step and CUDA graphs; ``emissions_from_buffers`` converts).
+"""

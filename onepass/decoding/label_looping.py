@@ -67,7 +67,8 @@ def label_looping_decode(model: NemotronASR, enc: torch.Tensor, valid: torch.Ten
     ``sync_every``: 0 runs the fixed bound of T * max_symbols iterations with no host read; K > 0
     reads one 0-dim flag before each block of K iterations and stops once no row is active.
     ``out``: buffers to fill (capacity at least ``buffer_capacity(T, max_symbols)``), zeroed first;
-    allocated when None. Returns the buffers."""
+    allocated when None. Returns the buffers. For CUDA-graph capture pass ``valid`` and
+    ``frame_offset`` on enc's device already (a host-to-device copy cannot be captured)."""
     b, t_max, _ = enc.shape
     dev = enc.device
     max_symbols = max(1, model.config.max_symbols_per_step)
