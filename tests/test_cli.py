@@ -85,3 +85,39 @@ def test_info_and_models(hf_dir):
     assert info["chunk_ms"] == [80, 160, 320, 560, 1120]
     assert "de-DE" in info["languages"] and "auto" in info["languages"]
     assert onepass("models").returncode == 0
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_bug_is_one_line_and_the_other_files_still_run(hf_dir, wavs, monkeypatch, capsys, debug):
+    """An unexpected exception (a bug, not a user error) on one file: one line naming the file, the
+    error and that it is a bug, the traceback only with --debug; the next file is still transcribed."""
+    from onepass.cli.main import main
+    from onepass.recognizer import Recognizer
+
+    real = Recognizer.transcribe_batch
+    calls = []
+
+    def flaky(self, audios, **kw):
+        calls.append(len(audios[0]))
+        if len(calls) == 1:
+            raise RuntimeError("mat2 must be a matrix")
+        return real(self, audios, **kw)
+
+    monkeypatch.setattr(Recognizer, "transcribe_batch", flaky)
+    code = main(["transcribe", "--model", hf_dir, "--backend", "torch", *(["--debug"] if debug else []),
+                 str(wavs["short"]), str(wavs["normal"])])
+    out, err = capsys.readouterr()
+    assert code == 1 and len(calls) == 2 and len(out.splitlines()) == 1
+    line = next(x for x in err.splitlines() if x.startswith("onepass: error:"))
+    assert "short.wav" in line and "RuntimeError" in line and "this is a bug in onepass" in line
+    assert ("Traceback" in err) == debug and ("--debug" in line) != debug
+
+
+def test_a_bug_outside_the_file_loop_is_one_line(hf_dir, wavs, monkeypatch, capsys):
+    from onepass.cli import transcribe
+    from onepass.cli.main import main
+
+    monkeypatch.setattr(transcribe, "load", lambda args: 1 / 0)
+    assert main(["transcribe", "--model", hf_dir, str(wavs["short"])]) == 1
+    err = capsys.readouterr().err
+    assert "ZeroDivisionError" in err and "this is a bug in onepass" in err and "Traceback" not in err

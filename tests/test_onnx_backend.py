@@ -26,12 +26,16 @@ def ort_asr_en(hf_en_dir):
 
 
 def test_backend_is_onnxruntime(ort_asr):
-    from onepass.onnx.backend import OrtModel
+    from onepass.onnx.backend import OrtModel, Released
 
     assert isinstance(ort_asr.model, OrtModel)
     layer = ort_asr.model.encoder.layers[0]
-    # load_model(backend="onnxruntime") frees the torch copies ONNX Runtime holds (not the position projection)
-    assert layer.self_attn.q_proj.weight.numel() == 0 and layer.self_attn.relative_k_proj.weight.numel() > 0
+    # load_model(backend="onnxruntime") frees the torch copies ONNX Runtime holds (not the position
+    # projection); what stands in their place refuses to run
+    assert isinstance(layer.self_attn.q_proj, Released) and layer.self_attn.relative_k_proj.weight.numel() > 0
+    assert isinstance(ort_asr.model.prompt_projector, Released)
+    with pytest.raises(RuntimeError, match="released"):
+        ort_asr.model.prompt_projector(torch.zeros(1, 0, 8), torch.zeros(1, dtype=torch.long))
     assert ort_asr.model.session.get_modelmeta().custom_metadata_map["onepass_graph"] == "encoder_core"
 
 
@@ -47,6 +51,17 @@ def test_offline_and_stream_identical_to_torch(asr, ort_asr, clips, chunk_ms):
         streamed = session.finish()
         assert ref.token_ids and got.token_ids == ref.token_ids == streamed.token_ids, (name, lang)
         assert got.text == ref.text
+
+
+def test_final_chunk_without_a_new_encoder_frame(asr, ort_asr, clips):
+    """Regression: a stream whose last chunk yields no new encoder frame (the length modulo the
+    chunk decides) ran the released prompt MLP and crashed at its close."""
+    audio = clips["normal"]
+    for n in (16880, 18160):  # 80 ms chunks: the final chunk has under 8 new mel frames
+        ref = asr.transcribe(audio[:n], 16000, language="en-US", chunk_ms=80)
+        session = ort_asr.stream(language="en-US", chunk_ms=80)
+        session.accept(audio[:n], 16000)
+        assert session.finish().token_ids == ref.token_ids
 
 
 def test_batched_offline_identical_to_torch(asr, ort_asr, clips):

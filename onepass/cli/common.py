@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import traceback
 
 from ..onnx import BACKENDS
 
@@ -30,3 +32,12 @@ def load(args: argparse.Namespace):
 
     return load_model(args.model, device=args.device, dtype=args.dtype, backend=getattr(args, "backend", "torch"),
                       onnx_dir=getattr(args, "onnx_dir", None), quantize=getattr(args, "quantize", "none"))
+
+
+def report_bug(exc: BaseException, debug: bool, context: str = "") -> None:
+    """An unexpected error (not a ``OnePassError``): one line on stderr, the traceback with --debug."""
+    where = f"{context}: " if context else ""
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    hint = "" if debug else "; run with --debug for the traceback"
+    print(f"onepass: error: {where}{type(exc).__name__}: {exc} (this is a bug in onepass{hint})", file=sys.stderr)

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..errors import OnePassError
+from .common import report_bug
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="onepass", allow_abbrev=False,
         description="Exact cache-aware streaming speech recognition for NVIDIA Nemotron ASR models.")
     parser.add_argument("--version", action="version", version=f"onepass {_version()}")
+    parser.add_argument("--debug", action="store_true", help="print the traceback of unexpected errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     transcribe.add_parser(sub)
     info.add_parsers(sub)
@@ -24,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_parser(sub)
     export.add_parser(sub)
     __import__(f"{__package__}.bench", fromlist=["bench"]).add_parser(sub)
+    for command in sub.choices.values():  # `onepass transcribe --debug ...` as well as `onepass --debug ...`
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="print the traceback of unexpected errors")
     return parser
 
 
@@ -49,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a bug: one line, the traceback only with --debug
+        report_bug(exc, args.debug)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..audio import SAMPLE_RATE, load_for_model
 from ..errors import OnePassError
 from ..writers import FORMATS, format_transcript, output_path
-from .common import add_model_options, load
+from .common import add_model_options, load, report_bug
 
 
 def add_parser(sub) -> None:
@@ -51,6 +51,10 @@ def run(args: argparse.Namespace) -> int:
                 result = asr.transcribe_batch([samples], language=args.language, chunk_ms=args.chunk_ms)[0]
         except OnePassError as exc:
             print(f"onepass: error: {name}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        except Exception as exc:  # a bug: report it, go on with the other files
+            report_bug(exc, args.debug, context=name)
             failed += 1
             continue
         text = format_transcript(result, args.format, path_hint=name)

@@ -112,17 +112,29 @@ class OrtModel:
     def release_encoder_weights(self) -> int:
         """Free the torch copies of the weights ONNX Runtime runs (conformer layers except the
         position projections, prompt MLP); only for a torch model nobody else uses. Returns the
-        number of parameters freed."""
+        number of parameters freed.
+
+        The modules are replaced by ``Released``, which raises if anything calls it: torch keeps
+        only what it still runs (subsampling, position projections, encoder projection,
+        prediction net, joint), so no code path can compute with a freed weight."""
         m = self.torch_model
         freed = 0
-        modules = [m.encoder.layers] + ([m.prompt_projector] if m.prompt_projector is not None else [])
-        for root in modules:
-            for name, module in root.named_modules():
-                if name.endswith("relative_k_proj"):
-                    continue
-                for pname, p in list(module.named_parameters(recurse=False)):
-                    freed += p.numel()
-                    setattr(module, pname, torch.nn.Parameter(p.new_empty(0), requires_grad=False))
+        if m.prompt_projector is not None:
+            freed += _numel(m.prompt_projector)
+            m.prompt_projector = Released("prompt_projector")
+        for n, layer in enumerate(m.encoder.layers):
+            attn = layer.self_attn
+            for name, child in list(layer.named_children()):
+                if child is not attn:
+                    freed += _numel(child)
+                    setattr(layer, name, Released(f"encoder.layers.{n}.{name}"))
+            for name, child in list(attn.named_children()):
+                if name != "relative_k_proj":
+                    freed += _numel(child)
+                    setattr(attn, name, Released(f"encoder.layers.{n}.self_attn.{name}"))
+            for pname, p in list(attn.named_parameters(recurse=False)):  # bias_u, bias_v
+                freed += p.numel()
+                delattr(attn, pname)
         return freed
 
     def prepack(self) -> int:
@@ -146,12 +158,11 @@ class OrtModel:
                right_context: int, prompt: torch.Tensor | None, lead: torch.Tensor | None = None):
         """Same contract as ``NemotronASR.encode``; updates ``state``."""
         m = self.torch_model
+        cfg = m.config
         x, valid = m.encoder.subsampling(mel, mel_valid, final, state.subsampling, lead)
         b, t, _ = x.shape
-        if t == 0:
-            if m.prompt_projector is not None:
-                x = m.prompt_projector(x, prompt)
-            return x, m.encoder_projector(x), valid
+        if t == 0:  # no new encoder frame (a final chunk of under 8 mel frames): nothing to run
+            return (x.new_zeros(b, 0, cfg.encoder.hidden_size), x.new_zeros(b, 0, cfg.pred_hidden), valid)
         positions, rel_index, mask, row_valid = block_inputs(m, t, right_context, valid, state.cache_len)
         feeds = {"x": x, "valid": valid, "keys": state.keys, "values": state.values, "conv": state.conv,
                  "positions": positions, "rel_index": rel_index, "mask": mask, "row_valid": row_valid}
@@ -159,7 +170,6 @@ class OrtModel:
             if prompt is None:
                 raise ValueError("this model needs a prompt index per stream")
             feeds["prompt"] = prompt
-        cfg = m.config
         outs = {"enc": torch.empty(b, t, cfg.encoder.hidden_size), "proj": torch.empty(b, t, cfg.pred_hidden),
                 "keys_next": self._buffers.take("keys", state.keys),  # stacked (N, B, ...): bound per layer
                 "values_next": self._buffers.take("values", state.values),
@@ -183,6 +193,21 @@ class OrtModel:
             t = outs[base] if layer is None else outs[base][layer]
             io.bind_output(name, "cpu", 0, _NP[t.dtype], list(t.shape), t.data_ptr())
         self.session.run_with_iobinding(io)
+
+
+class Released(torch.nn.Module):
+    """Stands where a module was whose weights ONNX Runtime holds; calling it is a bug."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name
+
+    def forward(self, *args, **kwargs):
+        raise RuntimeError(f"{self.name} runs in ONNX Runtime; its torch weights were released")
+
+
+def _numel(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
 
 
 def _plan(names: list[str], per_layer: tuple[str, ...]) -> list[tuple[str, str, int | None]]:
