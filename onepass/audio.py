@@ -14,6 +14,7 @@ import soxr
 from .errors import OnePassError
 
 SAMPLE_RATE = 16000  # Hz, the model's input rate
+MIN_SAMPLE_RATE = 8000  # Hz, telephony; lower "rates" are corrupt headers, and would upsample 16000x
 MAX_SAMPLE_RATE = 384000  # Hz, the highest rate any common audio interface records at
 MAX_CHANNELS = 64  # more "channels" than this almost always means a (channels, n) array
 # soxr "HQ" is 20-bit precision (~120 dB stop band): already beyond 16-bit sources and the
@@ -26,8 +27,11 @@ SOUNDFILE_FORMATS = "wav, flac, ogg/vorbis/opus, aiff" + (", mp3" if "MP3" in sf
 AudioInput = str | os.PathLike | np.ndarray
 
 
-def load_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+def load_audio(path: str | os.PathLike, max_s: float | None = None) -> tuple[np.ndarray, int]:
     """Read a file as float32 mono (channels averaged). Returns (samples, sample_rate).
+
+    ``max_s``: refuse files longer than this many seconds before decoding them (a few KB of
+    compressed silence, or a corrupt header, can declare hours of audio).
 
     soundfile (libsndfile) is tried first and keeps the file's native rate. Other formats
     (m4a, aac, webm, video files...) are decoded by ``ffmpeg`` when it is on PATH; ffmpeg then
@@ -40,22 +44,31 @@ def load_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     if not path.is_file():
         raise OnePassError(f"not an audio file: {path} is a directory or special file")
     try:
-        data, rate = sf.read(path, dtype="float32", always_2d=True)
+        with sf.SoundFile(path) as f:
+            rate = check_rate(f.samplerate, f"the sample rate of {path}")
+            _check_length(path, f.frames / rate, max_s)
+            data = f.read(dtype="float32", always_2d=True)
     except (sf.SoundFileError, RuntimeError) as exc:
-        data, rate = _read_with_ffmpeg(path, reason=str(exc))
+        data, rate = _read_with_ffmpeg(path, reason=str(exc), max_s=max_s)
     samples = to_mono_float32(data)
     if samples.size == 0:
         raise OnePassError(f"{path} contains no audio samples; record or export it again")
     return samples, int(rate)
 
 
-def _read_with_ffmpeg(path: Path, reason: str) -> tuple[np.ndarray, int]:
+def _check_length(path: Path, seconds: float, max_s: float | None) -> None:
+    if max_s is not None and seconds > max_s:
+        raise OnePassError(f"{path} is {seconds:.0f} s long, more than the limit of {max_s:g} s; split it")
+
+
+def _read_with_ffmpeg(path: Path, reason: str, max_s: float | None = None) -> tuple[np.ndarray, int]:
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise OnePassError(
             f"cannot read {path} ({reason}). Supported without extra tools: {SOUNDFILE_FORMATS}; "
             "install ffmpeg to read more formats (m4a, aac, webm, video files), or convert the file to wav")
-    cmd = [ffmpeg, "-nostdin", "-loglevel", "error", "-i", str(path), "-vn",
+    limit = [] if max_s is None else ["-t", f"{max_s + 1:g}"]  # decode no more than the limit (and a bit)
+    cmd = [ffmpeg, "-nostdin", "-loglevel", "error", "-i", str(path), "-vn", *limit,
            "-f", "f32le", "-acodec", "pcm_f32le", "-ac", "1", "-ar", str(SAMPLE_RATE), "-"]
     proc = subprocess.run(cmd, capture_output=True, check=False)
     if proc.returncode != 0:
@@ -64,6 +77,7 @@ def _read_with_ffmpeg(path: Path, reason: str) -> tuple[np.ndarray, int]:
                            f"({detail[-1] if detail else f'ffmpeg exit code {proc.returncode}'}); "
                            "check that the file is a complete audio file")
     usable = len(proc.stdout) - len(proc.stdout) % 4  # whole float32 samples only, whatever came
+    _check_length(path, usable / 4 / SAMPLE_RATE, max_s)
     return np.frombuffer(proc.stdout[:usable], dtype="<f4").astype(np.float32), SAMPLE_RATE
 
 
@@ -93,11 +107,11 @@ def to_mono_float32(samples: np.ndarray) -> np.ndarray:
 
 
 def check_rate(rate: int, what: str = "sample rate") -> int:
-    """A rate in Hz as int; OnePassError unless it is a whole number in 1..MAX_SAMPLE_RATE."""
+    """A rate in Hz as int; OnePassError unless it is a whole number in MIN_SAMPLE_RATE..MAX_SAMPLE_RATE."""
     if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, (int, np.integer)):
         raise OnePassError(f"{what} must be a whole number of Hz, got {rate!r}")
-    if not 0 < rate <= MAX_SAMPLE_RATE:
-        raise OnePassError(f"{what} must be between 1 and {MAX_SAMPLE_RATE} Hz, got {rate}")
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise OnePassError(f"{what} must be between {MIN_SAMPLE_RATE} and {MAX_SAMPLE_RATE} Hz, got {rate}")
     return int(rate)
 
 

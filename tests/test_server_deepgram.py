@@ -134,7 +134,9 @@ def test_malformed_messages_answered_not_fatal(server, asr, clips):
 
 
 def test_bad_options_refused_before_upgrade(server):
-    for query in ("encoding=mulaw", "sample_rate=abc", "language=xx-XX", "chunk_ms=123"):
+    # sample_rate=1 was accepted: every second of it became 16000 s of model audio (one 1 MiB frame: 33 GB)
+    for query in ("encoding=mulaw", "sample_rate=abc", "language=xx-XX", "chunk_ms=123", "sample_rate=1",
+                  "sample_rate=7999"):
         with pytest.raises(websockets.exceptions.InvalidStatus) as exc:
             asyncio.run(dg_session(server, b"", query))
         assert exc.value.response.status_code == 400

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 
 import numpy as np
 import pytest
+import websockets
 from websockets.asyncio.client import connect
 
 from onepass.audio import resample
@@ -193,3 +195,38 @@ def test_bad_session_formats_are_errors(urls):
         return codes
 
     assert asyncio.run(run()) == ["invalid_format"] * 3 + ["invalid_session"] * 3 + ["transcription_session.updated"]
+
+
+def test_transcription_settings_of_any_type_are_errors(urls, caplog):
+    """A GA-shape ``transcription`` that is not an object raised AttributeError inside the server
+    (a traceback in its log, an unspecific error); now it is an invalid_session error."""
+    async def run():
+        codes = []
+        async with connect(f"{urls[0]}/v1/realtime?intent=transcription") as ws:
+            await ws.recv()
+            for t in ("en", 5, [], True):
+                await ws.send(json.dumps({"type": "session.update", "event_id": "e1",
+                                          "session": {"audio": {"input": {"transcription": t}}}}))
+                m = json.loads(await ws.recv())
+                codes.append((m["error"]["code"], m["error"]["param"], m["error"]["event_id"]))
+        return codes
+
+    with caplog.at_level(logging.ERROR):
+        assert asyncio.run(run()) == [("invalid_session", "transcription", "e1")] * 4
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize("rate", ["²", "x", "0", "99999999999999999999"])
+def test_bad_sample_rate_in_the_query_is_an_error_event(urls, rate):
+    """``?sample_rate=²`` passed str.isdigit() and then failed int(): the handler crashed and the
+    connection dropped without a close frame; "x" was silently ignored."""
+    async def run():
+        async with connect(f"{urls[0]}/v1/realtime?intent=transcription&sample_rate={rate}") as ws:
+            m = json.loads(await ws.recv())
+            with pytest.raises(websockets.exceptions.ConnectionClosed):
+                await ws.recv()
+            return m, ws.close_code
+
+    m, code = asyncio.run(run())
+    assert m["type"] == "error" and m["error"]["code"] == "invalid_session" and "sample_rate" in m["error"]["message"]
+    assert code == 1008

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 
@@ -95,8 +96,56 @@ def test_bad_uploads_are_400(server):
         r = httpx.post(url, files=files, data=data, headers=h)
         assert r.status_code == 400, r.text
         assert r.json()["error"]["message"]
-    assert httpx.post(url, headers=h).status_code == 422  # no file at all
+    r = httpx.post(url, headers=h)  # no file at all
+    assert r.status_code == 400 and r.json()["error"]["param"] == "file"
     assert httpx.get(f"{server}/health").json()["status"] == "ok"
+
+
+@pytest.mark.parametrize("data", [{"chunk_ms": "abc"}, {"stream": "maybe"}, {"temperature": "hot"},
+                                  {"chunk_ms": ["160", "x"]}])
+def test_form_fields_of_the_wrong_type_are_openai_errors(server, data):
+    """FastAPI answered these with 422 {"detail": [...]}; OpenAI clients expect 400 {"error": {...}}."""
+    r = httpx.post(f"{server}/v1/audio/transcriptions", files={"file": ("x.wav", b"")}, data=data,
+                   headers={"Authorization": "Bearer sk-test"})
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["type"] == "invalid_request_error" and err["param"] == next(iter(data)) and err["message"]
+
+
+def test_malformed_multipart_and_unknown_routes_are_openai_errors(server):
+    h = {"Authorization": "Bearer sk-test", "Content-Type": "multipart/form-data; boundary=xyz"}
+    r = httpx.post(f"{server}/v1/audio/transcriptions", content=b"file=1", headers=h)
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+    r = httpx.get(f"{server}/v1/nope")
+    assert r.status_code == 404 and r.json()["error"]["message"]
+
+
+def wav_bytes(audio, rate: int, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, audio, rate, format=kwargs.pop("format", "WAV"), **kwargs)
+    return buf.getvalue()
+
+
+def test_absurd_sample_rate_in_a_header_is_refused(server, clips):
+    """A WAV header that says 1 Hz made 0.2 s of samples into 1 hour of 16 kHz audio (16000x)."""
+    data = bytearray(wav_bytes(clips["short"][:3200], 16000, subtype="PCM_16"))
+    data[24:28], data[28:32] = (1).to_bytes(4, "little"), (2).to_bytes(4, "little")  # rate, bytes per second
+    t0 = time.monotonic()
+    r = httpx.post(f"{server}/v1/audio/transcriptions", files={"file": ("x.wav", bytes(data))},
+                   headers={"Authorization": "Bearer sk-test"}, timeout=60)
+    assert r.status_code == 400 and "sample rate" in r.json()["error"]["message"]
+    assert time.monotonic() - t0 < 10
+
+
+def test_upload_longer_than_the_limit_is_refused_before_decoding(asr):
+    """A few KB of FLAC silence declare an hour of audio: refused by length, not decoded."""
+    bomb = wav_bytes(np.zeros(16000 * 3600, np.int16), 16000, format="FLAC", subtype="PCM_16")
+    assert len(bomb) < 1 << 20
+    with serve_in_thread(create_app(asr, ServerConfig(max_streams=1, max_upload_s=600))) as url:
+        r = httpx.post(f"{url}/v1/audio/transcriptions", files={"file": ("x.flac", bomb)}, timeout=60)
+        assert r.status_code == 400
+        assert "3600 s long, more than the limit of 600 s" in r.json()["error"]["message"]
+        assert "/tmp" not in r.json()["error"]["message"]  # names the upload, not the server's temp file
 
 
 def test_health_ready_metrics(server, wav):

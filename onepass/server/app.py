@@ -7,12 +7,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, Response
+from starlette.exceptions import HTTPException
 
 from ..engine import Engine, EngineConfig
 from ..recognizer import Recognizer
 from . import deepgram, realtime, rest
 from .config import ServerConfig
+from .gate import error_response
 from .metrics import Metrics
 from .protocol import Health
 from .runner import EngineRunner
@@ -52,6 +55,9 @@ def create_app(recognizer: Recognizer, config: ServerConfig | None = None) -> Fa
 
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"])
+    # HTTP errors in OpenAI's shape ({"error": {...}}), not FastAPI's {"detail": ...}
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(HTTPException, _http_error)
     app.include_router(rest.router)
     app.add_api_websocket_route("/v1/listen", deepgram.listen)
     app.add_api_websocket_route("/v1/realtime", realtime.realtime)
@@ -81,3 +87,17 @@ def create_app(recognizer: Recognizer, config: ServerConfig | None = None) -> Fa
         return FileResponse(page)
 
     return app
+
+
+async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
+    """A form or query field of the wrong type, or a required one missing: 400, naming the field."""
+    first = exc.errors()[0] if exc.errors() else {}
+    param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
+    what = "is missing" if first.get("type") == "missing" else f"is invalid: {first.get('msg', 'bad value')}"
+    return error_response(400, f"{param or 'the request'} {what}", "invalid_request_error", "invalid_value", param)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    """Routing and parsing errors (404, 405, malformed multipart bodies) in the same shape."""
+    kind = "server_error" if exc.status_code >= 500 else "invalid_request_error"
+    return error_response(exc.status_code, str(exc.detail), kind, headers=getattr(exc, "headers", None))

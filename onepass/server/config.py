@@ -14,6 +14,7 @@ class ServerConfig:
     endpoint_blank_ms: int | None = 800  # silence (no tokens) that ends an utterance, ms
     max_message_bytes: int = 1 << 20  # largest WebSocket message accepted, bytes
     max_upload_bytes: int = 100 << 20  # largest REST upload, bytes
+    max_upload_s: float = 4 * 3600.0  # longest REST upload, seconds of audio (checked before decoding)
     idle_timeout_s: float = 30.0  # close a WebSocket that sends nothing (audio or KeepAlive) this long
     retry_after_s: int = 2  # Retry-After on 503 when at capacity, seconds
     cors_origins: tuple[str, ...] = field(default_factory=tuple)  # browser origins allowed for REST

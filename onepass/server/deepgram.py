@@ -21,7 +21,7 @@ import numpy as np
 from fastapi import WebSocket
 from pydantic import ValidationError
 
-from ..audio import PCM_ENCODINGS, SAMPLE_RATE, decode_pcm
+from ..audio import PCM_ENCODINGS, SAMPLE_RATE, check_rate, decode_pcm
 from ..engine import StreamEvent
 from ..errors import OnePassError
 from ..results import Word
@@ -75,8 +75,7 @@ class ListenOptions:
             value = getattr(opts, name)
             if value is not None and not 0 <= value <= 600_000:
                 raise OnePassError(f"{name.removesuffix('_ms')} must be between 0 and 600000 ms, got {value}")
-        if not 1 <= opts.sample_rate <= 384000:
-            raise OnePassError(f"sample_rate must be between 1 and 384000 Hz, got {opts.sample_rate}")
+        check_rate(opts.sample_rate, "sample_rate")
         if not 1 <= opts.channels <= 64:
             raise OnePassError(f"channels must be between 1 and 64, got {opts.channels}")
         recognizer.language(opts.language)

@@ -132,7 +132,7 @@ class RealtimeSession(Session):
             return
         t = cfg.input_audio_transcription or inp.get("transcription")
         try:
-            if isinstance(t, dict):
+            if t is not None and not isinstance(t, RTTranscription):  # the GA shape, unchecked so far
                 t = RTTranscription.model_validate(t)
         except ValidationError as exc:
             await self.error(f"bad transcription settings: {exc}", "invalid_session", "transcription", ev.event_id)
@@ -233,6 +233,15 @@ class RealtimeSession(Session):
                 await self.send(msg)
 
 
+def _query_rate(value: str | None) -> int:
+    """``?sample_rate=`` (ours; OpenAI's 24 kHz without it)."""
+    if value is None or value == "":
+        return OPENAI_RATE
+    if not (value.isascii() and value.isdigit()):  # "²".isdigit() is True, but int() refuses it
+        raise OnePassError(f"sample_rate must be a whole number of Hz, got {value[:100]!r}")
+    return check_rate(int(value), "sample_rate")
+
+
 async def realtime(ws: WebSocket) -> None:
     state = ws.app.state.onepass
     lease = await admit(ws)
@@ -241,10 +250,8 @@ async def realtime(ws: WebSocket) -> None:
     try:
         await ws.accept()
         prefix = "transcription_session" if ws.query_params.get("intent") == "transcription" else "session"
-        rate = OPENAI_RATE
-        if ws.query_params.get("sample_rate", "").isdigit():
-            rate = int(ws.query_params["sample_rate"])
         try:
+            rate = _query_rate(ws.query_params.get("sample_rate"))
             sid, events = await state.runner.open(None, None, rate)
         except OnePassError as exc:
             await ws.send_text(RTError(event_id=_id("event"), error=RTErrorBody(

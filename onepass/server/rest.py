@@ -54,7 +54,7 @@ async def transcriptions(request: Request, file: UploadFile = File(...), model: 
     try:
         state.recognizer.language(language)
         state.recognizer.config.right_context_for_chunk_ms(chunk_ms)
-        samples, rate = await _read_upload(file, state.config.max_upload_bytes)
+        samples, rate = await _read_upload(file, state.config.max_upload_bytes, state.config.max_upload_s)
     except OnePassError as exc:
         return error_response(400, str(exc), "invalid_request_error")
     lease = state.runner.try_lease()
@@ -86,20 +86,23 @@ async def transcriptions(request: Request, file: UploadFile = File(...), model: 
     return PlainTextResponse(format_transcript(transcript, fmt), media_type=MEDIA[response_format])
 
 
-async def _read_upload(file: UploadFile, limit: int):
+async def _read_upload(file: UploadFile, limit: int, max_s: float):
     data = await file.read(limit + 1)
     if len(data) > limit:
         raise OnePassError(f"file is larger than {limit} bytes; split it or raise --max-upload-mb")
     if not data:
         raise OnePassError("the uploaded file is empty")
-    suffix = Path(file.filename or "audio").suffix[:16]
+    name = file.filename or "the upload"
+    suffix = "".join(c for c in Path(name).suffix[:16] if c.isalnum() or c == ".")  # ffmpeg guesses by it
 
     def _decode():
         fd, path = tempfile.mkstemp(suffix=suffix)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
-            return load_audio(path)
+            return load_audio(path, max_s)
+        except OnePassError as exc:  # name the client's file, not our temporary one
+            raise OnePassError(str(exc).replace(path, repr(name[:200]))) from None
         finally:
             os.unlink(path)
 

@@ -1,0 +1,692 @@
+"""Bounded fuzzing of the whole server on a real uvicorn: both WebSocket protocols, the REST form
+and corrupt audio files. No 5xx, no crash, every error in the protocol's own shape, no leaked
+streams or leases, flat RSS, and the server still transcribes exactly afterwards.
+
+Cases come from a seeded ``random.Random`` (``ONEPASS_FUZZ_SEED`` overrides the seed; the seed is
+printed). The default suite runs FUZZ_CASES cases; ``-m slow`` runs ten times as many.
+Run with ``-s`` (or ``-rP``) to see the counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import gc
+import io
+import json
+import logging
+import os
+import random
+import struct
+import time
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from onepass.server import ServerConfig, create_app
+from onepass.server.testing import serve_in_thread
+
+FUZZ_CASES = 10_000  # default suite
+SLOW_FUZZ_CASES = 100_000  # -m slow
+MAX_MESSAGE_BYTES = 64 << 10  # the fuzz server's WebSocket message limit (oversized frames are cheap)
+MAX_UPLOAD_BYTES = 256 << 10  # and its upload limit
+MAX_UPLOAD_S = 60.0  # and its limit on the decoded length of an upload, seconds
+RSS_GROWTH_MIB = 64  # allowed RSS growth after warm-up (allocator noise; a leak per case is far more)
+# Share of the cases per category (WebSocket messages are cheap; uploads cost a decode each).
+SHARES = {"deepgram": 0.45, "realtime": 0.45, "rest_form": 0.08, "corrupt_audio": 0.02}
+DG_TYPES = ("KeepAlive", "Finalize", "CloseStream")
+JUNK_SCALARS = [None, True, False, 0, -1, 1, 2**31, 2**63, -(2**63), 10**30, 1.5, -0.0, 1e308, "", " ", "0", "-1",
+                "abc", "null", "true", "NaN", "1e309", "\x00", "\u202e", "é" * 3, "😀", "a" * 5000, [], {}, [1, "x"],
+                {"a": {"b": [None]}}]
+
+
+def pcm16(audio: np.ndarray) -> bytes:
+    return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+def as_int16_float(audio: np.ndarray) -> np.ndarray:
+    return np.frombuffer(pcm16(audio), "<i2").astype(np.float32) / 32768
+
+
+class Tally:
+    """Counts of everything seen, printed at the end and checked by the assertions."""
+
+    def __init__(self):
+        self.cases = collections.Counter()  # per category
+        self.kinds = collections.Counter()  # per category/kind of case
+        self.http = collections.Counter()  # HTTP statuses (REST and refused upgrades)
+        self.closes = collections.Counter()  # WebSocket close codes
+        self.errors = collections.Counter()  # structured errors by protocol and variant/code
+        self.seconds = collections.Counter()  # wall time per category
+        self.problems: list[str] = []  # assertion failures, collected to report them all
+
+    def problem(self, what: str) -> None:
+        if len(self.problems) < 50:
+            self.problems.append(what)
+
+
+class ErrorLog(logging.Handler):
+    """Server-side log records at WARNING and above (tracebacks are ERROR)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+def junk(rng: random.Random, depth: int = 0):
+    """A random JSON value of any type."""
+    pick = rng.random()
+    if pick < 0.5 or depth > 2:
+        return rng.choice(JUNK_SCALARS)
+    if pick < 0.65:
+        return rng.randint(-(10**12), 10**12)
+    if pick < 0.8:
+        return "".join(chr(rng.choice([rng.randint(0, 0x7F), rng.randint(0x80, 0xD7FF)])) for _ in range(rng.randint(0, 40)))
+    if pick < 0.9:
+        return [junk(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    return {rng.choice(["type", "x", "", "audio", "session"]): junk(rng, depth + 1) for _ in range(rng.randint(0, 3))}
+
+
+def bad_json(rng: random.Random) -> str:
+    """Text that is not valid JSON: truncated, corrupted or plain junk."""
+    good = json.dumps({"type": rng.choice(DG_TYPES + ("input_audio_buffer.append",)), "x": [1, {"y": "z"}]})
+    pick = rng.random()
+    if pick < 0.4:
+        text = good[:rng.randint(1, len(good) - 1)]
+    elif pick < 0.7:
+        pos = rng.randrange(len(good))
+        text = good[:pos] + rng.choice("{}[]\",:\\\x00'") + good[pos + 1:]
+    else:
+        text = "".join(chr(rng.randint(1, 0x2FF)) for _ in range(rng.randint(1, 60)))
+    try:
+        json.loads(text)
+        return "{" + text  # happened to be valid: make it not
+    except ValueError:
+        return text
+
+
+# ---- Deepgram /v1/listen ------------------------------------------------------------------------
+DG_PARAMS = {"encoding": ["linear16", "float32", "mulaw", "LINEAR16", "", "opus"],
+             "sample_rate": ["16000", "8000", "24000", "48000", "384000", "0", "1", "7999", "-16000", "16000.0",
+                             "abc", "99999999999999999999", "²"],
+             "channels": ["1", "2", "0", "65", "-1", "x"],
+             "language": ["en-US", "de", "auto", "multi", "xx-XX", "", "en-US-x-y", "\u00e9", "a" * 300],
+             "chunk_ms": ["80", "160", "560", "1120", "0", "-80", "123", "8000000", "abc"],
+             "interim_results": ["true", "false", "maybe", ""], "endpointing": ["false", "true", "10", "-1", "soon"],
+             "utterance_end_ms": ["1000", "0", "-5", "600001", "x"], "punctuate": ["true", "junk"],
+             "model": ["nova-3", "", "x" * 100]}
+
+
+def dg_query(rng: random.Random, junky: bool) -> tuple[str, dict]:
+    params = {"chunk_ms": rng.choice(["160", "560"])}
+    if rng.random() < 0.3:
+        params["encoding"] = "float32"
+    if rng.random() < 0.2:
+        params["channels"] = "2"
+    if rng.random() < 0.2:
+        params["sample_rate"] = rng.choice(["8000", "48000"])
+    if junky:
+        for name in rng.sample(sorted(DG_PARAMS), rng.randint(1, 3)):
+            params[name] = rng.choice(DG_PARAMS[name])
+    return str(httpx.QueryParams(params)), params
+
+
+def dg_frame(rng: random.Random, params: dict) -> tuple[str | bytes, str]:
+    """One client message and what it should get: "schema", "data", "finalize" or "none"."""
+    pick = rng.random()
+    if pick < 0.25:
+        return bad_json(rng), "schema"
+    if pick < 0.45:
+        msg = rng.choice([junk(rng), {"type": junk(rng)}, {"type": rng.choice(DG_TYPES).lower()},
+                          {"type": rng.choice(DG_TYPES) + " "}, {"Type": "KeepAlive"}, [{"type": "KeepAlive"}]])
+        text = json.dumps(msg)
+        return text, ("schema" if not (isinstance(msg, dict) and msg.get("type") in DG_TYPES) else "close")
+    if pick < 0.55:  # valid controls, junk beside them
+        kind = rng.choice(["KeepAlive", "KeepAlive", "Finalize"])
+        return json.dumps({"type": kind, rng.choice(["x", "type2", ""]): junk(rng)}), kind.lower()
+    # binary frames: random, truncated, odd-length
+    enc = params.get("encoding", "linear16")
+    frame = (2 if enc == "linear16" else 4) * int(params.get("channels", "1"))
+    n = rng.choice([0, 1, 2, 3, 5, frame, frame + 1, rng.randint(0, 4000)])
+    if rng.random() < 0.5:
+        data = bytes(rng.getrandbits(8) for _ in range(n)) if n < 64 else rng.randbytes(n)
+    else:  # plausible audio, possibly cut mid-sample
+        data = (np.array([rng.uniform(-0.3, 0.3) for _ in range(n // 2 + 1)]) * 32767).astype("<i2").tobytes()[:n]
+    if n % frame:
+        return data, "data"
+    if enc == "float32":
+        x = np.frombuffer(data, "<f4")
+        return data, ("data" if not np.isfinite(x).all() else "none")
+    return data, "none"
+
+
+async def dg_connection(url: str, rng: random.Random, n_messages: int, tally: Tally) -> int:
+    """One connection with a (possibly junk) query and ``n_messages`` fuzz messages; returns cases."""
+    junky = rng.random() < 0.3
+    query, params = dg_query(rng, junky)
+    tally.kinds["deepgram/query"] += 1
+    try:
+        ws = await connect(f"{url}/v1/listen?{query}", compression=None, max_size=None, open_timeout=30)
+    except InvalidStatus as exc:
+        status = exc.response.status_code
+        tally.http[status] += 1
+        body = json.loads(exc.response.body or b"null")
+        if status != 400 or not (isinstance(body, dict) and body.get("error", {}).get("message")
+                                 and body["error"]["type"] == "invalid_request_error"):
+            tally.problem(f"deepgram refused {query!r} with {status} {exc.response.body[:200]!r}")
+        return 1
+    tally.http[101] += 1
+    expected = collections.Counter()
+    oversize = False
+    got: list[dict] = []
+    async with ws:
+        async def reader():
+            try:
+                async for m in ws:
+                    got.append(json.loads(m))
+            except ConnectionClosed:  # closed with an error code: checked below
+                pass
+        task = asyncio.create_task(reader())
+        for _ in range(n_messages):
+            if rng.random() < 0.005:
+                await ws.send(rng.randbytes(MAX_MESSAGE_BYTES + rng.randint(1, 5000)))
+                tally.kinds["deepgram/oversize"] += 1
+                oversize = True
+                break
+            msg, want = dg_frame(rng, params)
+            if want == "close":  # a valid CloseStream picked at random: keep it for the end
+                msg, want = json.dumps({"type": "KeepAlive"}), "keepalive"
+            tally.kinds[f"deepgram/{'text' if isinstance(msg, str) else 'binary'}/{want}"] += 1
+            expected[want] += 1
+            await ws.send(msg)
+        if not oversize:
+            await ws.send(json.dumps({"type": "CloseStream"}))
+        try:
+            await asyncio.wait_for(task, 60)
+        except asyncio.TimeoutError:
+            tally.problem(f"deepgram connection {query!r} hung")
+            task.cancel()
+        code = ws.close_code
+    tally.closes[code] += 1
+    for m in got:
+        if m.get("type") == "Error":
+            ok = isinstance(m.get("variant"), str) and isinstance(m.get("description"), str) and m["description"]
+            tally.errors[f"deepgram/{m.get('variant')}"] += 1
+            if not ok:
+                tally.problem(f"deepgram error not in shape: {m}")
+        elif m.get("type") not in ("Results", "UtteranceEnd", "Metadata"):
+            tally.problem(f"deepgram unexpected message {str(m)[:200]}")
+    errors = collections.Counter(m["variant"] for m in got if m.get("type") == "Error")
+    finals = sum(1 for m in got if m.get("type") == "Results" and m.get("from_finalize"))
+    want_errors = collections.Counter({"SchemaError": expected["schema"], "DataError": expected["data"] + oversize})
+    if +errors != +want_errors:
+        tally.problem(f"deepgram {query!r}: errors {dict(errors)} != expected {dict(want_errors)}")
+    if oversize:
+        if code != 1009:
+            tally.problem(f"deepgram oversize closed with {code}")
+    else:
+        if code != 1000 or not got or got[-1].get("type") != "Metadata":
+            tally.problem(f"deepgram {query!r} ended with {code} and {str(got[-1:])[:300]}")
+        if finals != expected["finalize"]:
+            tally.problem(f"deepgram {query!r}: {finals} from_finalize results for {expected['finalize']} Finalize")
+    return 1 + n_messages
+
+
+# ---- OpenAI Realtime /v1/realtime -----------------------------------------------------------------
+RT_REPLIES = ("error", "transcription_session.updated", "session.updated", "input_audio_buffer.committed",
+              "input_audio_buffer.cleared")
+
+
+def rt_silence(rng: random.Random):
+    """turn_detection.silence_duration_ms: junk, or valid values too long to end an item here (the
+    replies are counted, so server VAD must not commit items of its own)."""
+    v = rng.choice([junk(rng), -1, 600_001, 10**20, 0, 100_000, 600_000, "240", None])
+    return 100_000 if v is True or (isinstance(v, (int, float)) and 0 < v < 100_000) else v
+
+
+def rt_session_junk(rng: random.Random) -> object:
+    """A session.update ``session`` with junk in one or more fields (beta and GA shapes)."""
+    if rng.random() < 0.1:
+        return junk(rng)
+    fields = {
+        "input_audio_format": lambda: rng.choice([junk(rng), "pcm16", "pcm16_16000", "pcm16_", "pcm16_0",
+                                                  "pcm16_99999999", "pcm16_²", "g711_ulaw", {"type": junk(rng)},
+                                                  {"type": "audio/pcm", "rate": junk(rng)},
+                                                  {"type": "audio/pcm", "rate": rng.choice([8000, 16000, 24000, 1,
+                                                                                            384001, -5])}]),
+        "input_audio_transcription": lambda: rng.choice([junk(rng), {"model": junk(rng)}, {"language": junk(rng)},
+                                                         {"prompt": junk(rng)}, {"language": rng.choice(
+                                                             ["en", "de-DE", "auto", "xx", "", "EN_us"])}]),
+        "turn_detection": lambda: rng.choice([junk(rng), None, {"type": junk(rng)},
+                                              {"silence_duration_ms": rt_silence(rng)}, {"threshold": junk(rng)},
+                                              {"prefix_padding_ms": junk(rng)}]),
+        "chunk_ms": lambda: rng.choice([junk(rng), 80, 160, 560, 1120, 0, -80, 123, 10**9, "160"]),
+    }
+    session = {name: make() for name, make in fields.items() if rng.random() < 0.4}
+    if rng.random() < 0.3:  # GA shape: audio.input.{format, transcription, turn_detection}
+        ga = {"format": session.pop("input_audio_format", junk(rng)),
+              "transcription": session.pop("input_audio_transcription", junk(rng))}
+        if "turn_detection" in session:
+            ga["turn_detection"] = session.pop("turn_detection")
+        session["audio"] = rng.choice([{"input": ga}, {"input": junk(rng)}, junk(rng)])
+        session["type"] = rng.choice(["transcription", junk(rng)])
+    return session
+
+
+def _junk_turn_detection_safe(msg: dict) -> dict:
+    """Where a session looks for turn_detection, make a valid silence_duration_ms long (or absent ones
+    long: the server's default would be used), so that server VAD never completes items here."""
+    s = msg.get("session")
+    for holder in (s, (s.get("audio") or {}).get("input") if isinstance(s, dict) and isinstance(s.get("audio"), dict)
+                   else None):
+        if isinstance(holder, dict) and isinstance(holder.get("turn_detection"), dict):
+            td = holder["turn_detection"]
+            v = td.get("silence_duration_ms")
+            if v is True or (isinstance(v, (int, float)) and 0 < v < 100_000) or v is None:
+                td["silence_duration_ms"] = 100_000
+    return msg
+
+
+def rt_message(rng: random.Random, n: int) -> tuple[str | bytes, int]:
+    """One client event and how many reply events it must get (0 or 1)."""
+    pick = rng.random()
+    eid = rng.choice([f"ev{n}", None, junk(rng)]) if rng.random() < 0.2 else f"ev{n}"
+    if pick < 0.15:
+        return bad_json(rng), 1
+    if pick < 0.25:
+        return rng.randbytes(rng.randint(0, 300)), 1  # binary frames are not part of this protocol
+    if pick < 0.35:
+        msg = rng.choice([junk(rng), {"type": junk(rng)}, {"type": "input_audio_buffer.append", "audio": junk(rng)},
+                          {"type": "session.update", "session": junk(rng)}, {"type": "response.create"}])
+    elif pick < 0.6:
+        msg = {"type": rng.choice(["transcription_session.update", "session.update"]),
+               "session": rt_session_junk(rng)}
+    elif pick < 0.9:
+        n_bytes = rng.choice([0, 1, 2, 3, 31, rng.randint(0, 6000)])
+        audio = base64.b64encode(rng.randbytes(n_bytes)).decode()
+        if rng.random() < 0.3:  # corrupt the base64: truncate it, or put junk characters in
+            audio = rng.choice([audio[:rng.randint(0, len(audio))], audio + "*", "!" + audio, audio.replace("A", "-"),
+                                audio + "===", " " + audio])
+        msg = {"type": "input_audio_buffer.append", "audio": audio}
+    else:
+        msg = {"type": rng.choice(["input_audio_buffer.commit", "input_audio_buffer.clear"])}
+    if isinstance(msg, dict) and eid is not None:
+        msg["event_id"] = eid
+    if isinstance(msg, dict):
+        msg = _junk_turn_detection_safe(msg)
+    return json.dumps(msg), rt_expected(msg)
+
+
+def rt_expected(msg) -> int:
+    """Replies the protocol gives: one for anything but an append of valid (or no) audio."""
+    if not (isinstance(msg, dict) and msg.get("type") == "input_audio_buffer.append"):
+        return 1
+    if not isinstance(msg.get("event_id"), (str, type(None))) or not isinstance(msg.get("session"), (dict, type(None))):
+        return 1
+    audio = msg.get("audio")
+    if audio is None or audio == "":
+        return 0
+    if not isinstance(audio, str):
+        return 1
+    try:
+        data = base64.b64decode(audio, validate=True)
+    except ValueError:
+        return 1
+    return 1 if len(data) % 2 else 0
+
+
+async def rt_connection(url: str, rng: random.Random, n_messages: int, tally: Tally) -> int:
+    query = {"intent": "transcription"}
+    if rng.random() < 0.2:
+        query[rng.choice(["intent", "sample_rate"])] = rng.choice(["16000", "0", "1", "384001", "²", "١٦٠٠٠", "x",
+                                                                   "", "99999999999999999999"])
+    tally.kinds["realtime/query"] += 1
+    got: list[dict] = []
+    async with connect(f"{url}/v1/realtime?{httpx.QueryParams(query)}", compression=None, max_size=None,
+                       open_timeout=30) as ws:
+        tally.http[101] += 1
+        first = json.loads(await asyncio.wait_for(ws.recv(), 30))
+        if first.get("type") == "error":  # a bad sample_rate in the query: error, then close 1008
+            check_rt_error(first, tally)
+            try:
+                await asyncio.wait_for(ws.recv(), 30)
+                tally.problem(f"realtime {query}: more after the opening error")
+            except ConnectionClosed:
+                pass
+            tally.closes[ws.close_code] += 1
+            if ws.close_code != 1008:
+                tally.problem(f"realtime {query}: closed with {ws.close_code} after the opening error")
+            return 1
+        if not first.get("type", "").endswith("session.created"):
+            tally.problem(f"realtime {query}: first event {first}")
+        expected, oversize, sent, replies = 0, False, [], 0
+
+        async def read_replies(until: int, to_close: bool = False) -> int:
+            n = 0
+            try:
+                while n < until or to_close:
+                    m = json.loads(await asyncio.wait_for(ws.recv(), 60))
+                    got.append(m)
+                    n += m.get("type") in RT_REPLIES
+            except asyncio.TimeoutError:
+                tally.problem(f"realtime {query}: {n} replies of {until} after 60 s")
+            except ConnectionClosed:
+                if not to_close:
+                    tally.problem(f"realtime {query}: closed by the server ({ws.close_code})")
+            return n
+
+        for i in range(n_messages):
+            if rng.random() < 0.005:  # all replies first: closing for the oversize may cut the pending ones
+                replies += await read_replies(expected)
+                await ws.send(json.dumps({"type": "input_audio_buffer.append",
+                                          "audio": "A" * (MAX_MESSAGE_BYTES + rng.randint(1, 5000))}))
+                tally.kinds["realtime/oversize"] += 1
+                oversize, expected = True, expected + 1
+                replies += await read_replies(1, to_close=True)
+                break
+            msg, want = rt_message(rng, i)
+            sent.append((msg if isinstance(msg, str) else repr(msg), want))
+            tally.kinds[f"realtime/{'text' if isinstance(msg, str) else 'binary'}/{'reply' if want else 'none'}"] += 1
+            expected += want
+            await ws.send(msg)
+        if not oversize:
+            replies += await read_replies(expected - replies)
+        want_total = expected
+    tally.closes[ws.close_code] += 1
+    if oversize and ws.close_code != 1009:
+        tally.problem(f"realtime oversize closed with {ws.close_code}")
+    if replies != want_total:
+        tally.problem(f"realtime {query}: {replies} replies for {want_total} events needing one")
+        if os.environ.get("ONEPASS_FUZZ_DEBUG"):
+            with open(os.environ["ONEPASS_FUZZ_DEBUG"], "a") as f:
+                json.dump({"sent": sent, "got": got}, f)
+                f.write("\n")
+    for m in got:
+        if m.get("type") == "error":
+            check_rt_error(m, tally)
+        elif not isinstance(m.get("type"), str) or not isinstance(m.get("event_id"), str):
+            tally.problem(f"realtime event without type/event_id: {str(m)[:200]}")
+    return 1 + n_messages
+
+
+def check_rt_error(m: dict, tally: Tally) -> None:
+    err = m.get("error")
+    ok = (isinstance(m.get("event_id"), str) and isinstance(err, dict) and isinstance(err.get("type"), str)
+          and isinstance(err.get("message"), str) and err["message"] and isinstance(err.get("code"), str))
+    tally.errors[f"realtime/{err.get('code') if isinstance(err, dict) else None}"] += 1
+    if not ok or err.get("type") != "invalid_request_error":
+        tally.problem(f"realtime error not in shape: {str(m)[:300]}")
+
+
+# ---- REST /v1/audio/transcriptions ------------------------------------------------------------------
+REST_FIELDS = {"model": lambda r: junk_text(r), "language": lambda r: r.choice([junk_text(r), "en", "auto", "xx-XX"]),
+               "response_format": lambda r: r.choice(["json", "text", "srt", "vtt", "verbose_json", junk_text(r)]),
+               "stream": lambda r: r.choice(["true", "false", "1", "0", "yes", "off", junk_text(r)]),
+               "chunk_ms": lambda r: r.choice(["160", "560", "0", "-80", "123", "1e3", "99999999999999999999999",
+                                               junk_text(r)]),
+               "prompt": lambda r: junk_text(r),
+               "temperature": lambda r: r.choice(["0", "0.2", "-1", "nan", "inf", "1e309", junk_text(r)]),
+               "timestamp_granularities[]": lambda r: r.choice(["word", "segment", junk_text(r)]),
+               "unknown_field": lambda r: junk_text(r)}
+
+
+def junk_text(rng: random.Random) -> str:
+    v = junk(rng)
+    return v if isinstance(v, str) else json.dumps(v)
+
+
+def make_audio_files(clip: np.ndarray) -> dict[str, bytes]:
+    """Valid short files to corrupt: WAV (two layouts), FLAC, MP3 (when libsndfile writes it), OGG."""
+    out = {}
+    for name, fmt, subtype, rate, ch in [("wav", "WAV", "PCM_16", 16000, 1), ("wav", "WAV", "FLOAT", 8000, 2),
+                                         ("flac", "FLAC", "PCM_16", 16000, 1), ("mp3", "MP3", None, 16000, 1),
+                                         ("ogg", "OGG", "VORBIS", 16000, 1)]:
+        buf = io.BytesIO()
+        audio = clip[: rate // 4] if ch == 1 else np.stack([clip[: rate // 4]] * 2, axis=1)
+        try:
+            sf.write(buf, audio, rate, format=fmt, subtype=subtype)
+        except (sf.LibsndfileError, TypeError, ValueError):
+            continue
+        out[f"{name}-{subtype}-{ch}"] = buf.getvalue()
+    return out
+
+
+def corrupt(rng: random.Random, files: dict[str, bytes]) -> tuple[str, bytes, str]:
+    """(filename, content, kind): truncated headers, zero length, absurd fields, junk."""
+    key = rng.choice(sorted(files))
+    ext = key.split("-")[0]
+    data = bytearray(files[key])
+    pick = rng.random()
+    if pick < 0.05:
+        return f"x.{ext}", b"", "empty"
+    if pick < 0.3:
+        return f"x.{ext}", bytes(data[:rng.choice([1, 4, 12, 36, 44, 45, rng.randint(1, len(data) - 1)])]), "truncated"
+    if pick < 0.55 and ext == "wav":  # absurd values in the RIFF/fmt/data header fields
+        offset, size = rng.choice([(4, 4), (20, 2), (22, 2), (24, 4), (28, 4), (32, 2), (34, 2), (40, 4)])
+        value = rng.choice([0, 1, 3, 7, 0xFF, 0xFFFF, 0x7FFFFFFF, 0xFFFFFFFF, 8000, 384001])
+        data[offset:offset + size] = (value & (256**size - 1)).to_bytes(size, "little")
+        if rng.random() < 0.5:
+            data = data[:rng.randint(44, len(data))]
+        return f"x.{ext}", bytes(data), "wav_header"
+    if pick < 0.7 and ext == "flac":  # STREAMINFO: rate (20 bits), channels, bits, total samples (36 bits)
+        word = int.from_bytes(data[18:26], "big")
+        rate = rng.choice([0, 1, 7, 8000, 655350, (1 << 20) - 1])
+        total = rng.choice([0, 1, (1 << 36) - 1, 10**9])
+        word = (word & ~(((1 << 20) - 1) << 44)) | (rate << 44)
+        word = (word & ~((1 << 36) - 1)) | total
+        data[18:26] = word.to_bytes(8, "big")
+        if rng.random() < 0.5:
+            data = data[:rng.randint(42, len(data))]
+        return f"x.{ext}", bytes(data), "flac_header"
+    if pick < 0.8 and ext == "mp3":  # ID3 with an absurd size, or a frame header then junk
+        head = rng.choice([b"ID3\x04\x00\x00\x7f\x7f\x7f\x7f", b"\xff\xfb\x90\x64", b"\xff\xf3\x00\x00"])
+        return f"x.{ext}", head + rng.randbytes(rng.randint(0, 2000)), "mp3_header"
+    if pick < 0.9:  # flipped bytes
+        for _ in range(rng.randint(1, 16)):
+            data[rng.randrange(min(len(data), 128))] = rng.getrandbits(8)
+        return f"x.{ext}", bytes(data), "flipped"
+    name = rng.choice([f"x.{ext}", "x", "x.txt", "../../x.wav", "é😀.flac", "x." + "a" * 300, ".wav", "x.wav\x00.mp3", "x.w\x00v", "x./wav"])
+    return name, rng.randbytes(rng.randint(1, 3000)), "junk"
+
+
+def check_rest(r: httpx.Response, what: str, tally: Tally) -> None:
+    tally.http[r.status_code] += 1
+    if r.status_code == 200:
+        return
+    try:
+        body = r.json()
+        err = body["error"]
+        ok = isinstance(err["message"], str) and err["message"] and isinstance(err["type"], str)
+    except (ValueError, KeyError, TypeError):
+        ok = False
+    if not ok or not 400 <= r.status_code < 500:
+        tally.problem(f"REST {what}: {r.status_code} {r.text[:300]!r}")
+    else:
+        tally.errors[f"rest/{r.status_code}/{err['type']}"] += 1
+
+
+def rest_form_case(client: httpx.Client, rng: random.Random, wav: bytes, tally: Tally) -> None:
+    data = {}
+    for name in rng.sample(sorted(REST_FIELDS), rng.randint(1, 4)):
+        data[name] = REST_FIELDS[name](rng) if rng.random() < 0.9 else [REST_FIELDS[name](rng) for _ in range(2)]
+    pick = rng.random()
+    if pick < 0.8:  # most cases: an empty file, so that a case costs no decoding
+        files = {"file": ("x.wav", b"")}
+    elif pick < 0.9:
+        files = {"file": ("x.wav", wav)}
+    elif pick < 0.95:
+        files, data["file"] = {}, junk_text(rng)  # the file as a plain field, or missing
+    else:
+        files = {"file": ("x.wav", b""), "file2": ("y.wav", b"x")}
+    tally.kinds["rest_form/" + ("empty" if pick < 0.8 else "wav" if pick < 0.9 else "no_file" if pick < 0.95 else "two")] += 1
+    r = client.post("/v1/audio/transcriptions", data=data, files=files or None,
+                    headers={} if files else {"Content-Type": "multipart/form-data; boundary=xyz"})
+    check_rest(r, f"form {str(data)[:200]}", tally)
+    if r.status_code == 200 and files.get("file", ("", b""))[1] == b"":
+        tally.problem("REST accepted an empty file")
+
+
+# ---- the run --------------------------------------------------------------------------------------------
+def rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def ws_rounds(url: str, rng: random.Random, protocol: str, cases: int, tally: Tally) -> None:
+    done = 0
+    while done < cases:
+        n = min(cases - done, rng.randint(20, 200))
+        connection = dg_connection if protocol == "deepgram" else rt_connection
+        try:
+            done += await connection(url, rng, n, tally)
+        except (ConnectionClosed, OSError, EOFError, asyncio.TimeoutError) as exc:  # the server broke it
+            tally.problem(f"{protocol} connection failed: {type(exc).__name__}: {exc}")
+            done += n
+    tally.cases[protocol] += done
+
+
+def fuzz_round(http: str, rng: random.Random, cases: int, clip: np.ndarray, files: dict, tally: Tally) -> None:
+    ws = http.replace("http", "ws")
+    share = {k: max(1, round(v * cases)) for k, v in SHARES.items()}
+    t0 = time.perf_counter()
+    asyncio.run(ws_rounds(ws, rng, "deepgram", share["deepgram"], tally))
+    t1 = time.perf_counter()
+    asyncio.run(ws_rounds(ws, rng, "realtime", share["realtime"], tally))
+    t2 = time.perf_counter()
+    tally.seconds.update({"deepgram": t1 - t0, "realtime": t2 - t1})
+    wav = files["wav-PCM_16-1"]
+    with httpx.Client(base_url=http, timeout=60) as client:
+        for _ in range(share["rest_form"]):
+            rest_form_case(client, rng, wav, tally)
+        tally.cases["rest_form"] += share["rest_form"]
+        t3 = time.perf_counter()
+        tally.seconds["rest_form"] += t3 - t2
+        for _ in range(share["corrupt_audio"]):
+            name, content, kind = corrupt(rng, files)
+            tally.kinds[f"corrupt_audio/{kind}"] += 1
+            r = client.post("/v1/audio/transcriptions", files={"file": (name, content)},
+                            data={"response_format": rng.choice(["json", "verbose_json", "srt"])})
+            check_rest(r, f"{kind} file {name!r} of {len(content)} bytes", tally)
+        tally.cases["corrupt_audio"] += share["corrupt_audio"]
+        tally.seconds["corrupt_audio"] += time.perf_counter() - t3
+
+
+def transcribes_exactly(http: str, asr, clip: np.ndarray) -> None:
+    """After the fuzzing: all three protocols still give the offline transcript."""
+    expected = asr.transcribe(as_int16_float(clip), 16000, chunk_ms=560).text
+    assert expected
+    buf = io.BytesIO()
+    sf.write(buf, as_int16_float(clip), 16000, format="WAV", subtype="PCM_16")
+    r = httpx.post(f"{http}/v1/audio/transcriptions", files={"file": ("c.wav", buf.getvalue())},
+                   data={"chunk_ms": "560"}, timeout=60)
+    assert r.status_code == 200 and r.json()["text"] == expected
+
+    async def live():
+        ws_url = http.replace("http", "ws")
+        async with connect(f"{ws_url}/v1/listen?chunk_ms=560") as ws:
+            for i in range(0, len(clip) * 2, 3200):
+                await ws.send(pcm16(clip)[i:i + 3200])
+            await ws.send(json.dumps({"type": "CloseStream"}))
+            dg = [json.loads(m) async for m in ws]
+        async with connect(f"{ws_url}/v1/realtime?intent=transcription") as ws:
+            await ws.recv()
+            await ws.send(json.dumps({"type": "transcription_session.update", "session": {
+                "input_audio_format": {"type": "audio/pcm", "rate": 16000}, "turn_detection": None,
+                "chunk_ms": 560}}))
+            await ws.recv()
+            for i in range(0, len(clip) * 2, 9600):
+                await ws.send(json.dumps({"type": "input_audio_buffer.append",
+                                          "audio": base64.b64encode(pcm16(clip)[i:i + 9600]).decode()}))
+            await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+            while True:
+                m = json.loads(await asyncio.wait_for(ws.recv(), 60))
+                if m["type"].endswith("transcription.completed") or m["type"] == "error":
+                    return dg, m
+
+    dg, rt = asyncio.run(live())
+    assert dg[-1]["type"] == "Metadata" and dg[-1]["onepass"]["transcript"] == expected
+    assert rt.get("transcript") == expected, rt
+
+
+def run_fuzz(asr, clips, total: int) -> None:
+    seed = int(os.environ.get("ONEPASS_FUZZ_SEED", random.SystemRandom().randrange(2**32)))
+    print(f"\nserver fuzz: seed {seed} (ONEPASS_FUZZ_SEED={seed} repeats this run), {total} cases")
+    rng = random.Random(seed)
+    clip = clips["normal"]
+    files = make_audio_files(clip)
+    config = ServerConfig(max_streams=8, endpoint_blank_ms=None, max_message_bytes=MAX_MESSAGE_BYTES,
+                          max_upload_bytes=MAX_UPLOAD_BYTES, max_upload_s=MAX_UPLOAD_S)
+    app = create_app(asr, config)
+    log = ErrorLog()
+    loggers = [logging.getLogger(), logging.getLogger("uvicorn"), logging.getLogger("uvicorn.error")]
+    tally = Tally()
+    t0 = time.perf_counter()
+    with serve_in_thread(app) as http:
+        for lg in loggers:
+            lg.addHandler(log)
+        try:
+            warm = total // 10
+            fuzz_round(http, rng, warm, clip, files, tally)  # warm-up: caches, pools, allocator arenas
+            gc.collect()
+            rss0 = rss_mib()
+            fuzz_round(http, rng, total - warm, clip, files, tally)
+            gc.collect()
+            rss1 = rss_mib()
+            state = app.state.onepass
+            deadline = time.monotonic() + 10
+            while (state.runner.active or state.runner.engine.streams) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            leaked = (state.runner.active, len(state.runner.engine.streams), len(state.sessions))
+            alive = state.runner.alive
+            health = httpx.get(f"{http}/health").json()
+            elapsed = time.perf_counter() - t0
+            report(tally, seed, elapsed, rss0, rss1, log)
+            transcribes_exactly(http, asr, clip)
+        finally:
+            for lg in loggers:
+                lg.removeHandler(log)
+    assert sum(tally.cases.values()) >= total
+    assert not tally.problems, "\n".join(tally.problems)
+    assert not any(s >= 500 for s in tally.http), tally.http
+    assert not [r for r in log.records if r.levelno >= logging.ERROR], [r.getMessage() for r in log.records[:5]]
+    assert alive and health["status"] == "ok"
+    assert leaked == (0, 0, 0), f"leases, engine streams, sessions left open: {leaked}"
+    assert rss1 - rss0 < RSS_GROWTH_MIB, f"RSS grew {rss1 - rss0:.0f} MiB"
+
+
+def report(tally: Tally, seed: int, elapsed: float, rss0: float, rss1: float, log: ErrorLog) -> None:
+    n = sum(tally.cases.values())
+    print(f"server fuzz: {n} cases in {elapsed:.1f} s ({n / elapsed:.0f}/s); seed {seed}")
+    print(f"  cases:   {dict(tally.cases)}")
+    print(f"  seconds: { {k: round(v, 1) for k, v in tally.seconds.items()} }")
+    print(f"  kinds:   {dict(sorted(tally.kinds.items()))}")
+    print(f"  HTTP:    {dict(sorted(tally.http.items()))}")
+    print(f"  closes:  {dict(sorted(tally.closes.items(), key=str))}")
+    print(f"  errors:  {dict(sorted(tally.errors.items()))}")
+    print(f"  RSS:     {rss0:.0f} MiB after warm-up, {rss1:.0f} MiB at the end ({rss1 - rss0:+.1f} MiB)")
+    print(f"  server log records >= WARNING: {len(log.records)}")
+    for rec in log.records[:5]:
+        print(f"    {rec.name} {rec.levelname}: {rec.getMessage()[:300]}")
+    print(f"  problems: {len(tally.problems)}")
+    for p in tally.problems[:20]:
+        print(f"    {p[:400]}")
+
+
+def test_server_fuzz(asr, clips):
+    run_fuzz(asr, clips, FUZZ_CASES)
+
+
+@pytest.mark.slow
+def test_server_fuzz_slow(asr, clips):
+    run_fuzz(asr, clips, SLOW_FUZZ_CASES)
