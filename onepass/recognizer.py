@@ -12,7 +12,6 @@ from .audio import SAMPLE_RATE, load_for_model
 from .decoding.greedy import Emissions
 from .decoding.step import StreamBatch, block_mel_frames
 from .decoding.text import render
-from .errors import OnePassError
 from .languages import Language, resolve_language, supported_languages
 from .model.asr import NemotronASR
 from .model.config import ENCODER_FRAME_MS, ModelConfig
@@ -70,9 +69,14 @@ class Recognizer:
         langs = language if isinstance(language, list) else [language] * len(audios)
         resolved = [self.language(lang) for lang in langs]
         r = self.config.right_context_for_chunk_ms(chunk_ms)
-        for a in audios:
-            if len(a) == 0:
-                raise OnePassError("audio is empty (0 samples)")
+        if any(len(a) == 0 for a in audios):  # no samples: no tokens (as a stream closed without audio)
+            keep = [i for i, a in enumerate(audios) if len(a)]
+            done = self.transcribe_batch([audios[i] for i in keep], language=[langs[i] for i in keep],
+                                         chunk_ms=chunk_ms)
+            out = [make_transcript(self.tokenizer, lang, Emissions(), 0.0) for lang in resolved]
+            for i, t in zip(keep, done):
+                out[i] = t
+            return out
         lengths = torch.tensor([len(a) for a in audios])
         padded = torch.zeros(len(audios), int(lengths.max()))
         for i, a in enumerate(audios):
