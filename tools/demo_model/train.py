@@ -123,12 +123,38 @@ def read_manifest(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def prepare(cfg: TrainConfig, corpus: Path, out: Path):
-    """SentencePiece + skeleton processor + feature cache (idempotent)."""
+class LazyFeatures:
+    """The log-mel features of the manifest's clips, computed from the wav when indexed (not kept): for a
+    short fine-tuning run on a busy machine, where the feature pass over the whole corpus would take longer
+    than the steps that use a part of it (``--lazy-features``). ``frames(i)`` is the length from the
+    manifest's duration (within a frame of the features'), for bucketing."""
+
+    def __init__(self, rows: list[dict], fe):
+        self.rows, self.fe = rows, fe
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def frames(self, i: int) -> int:
+        return int(round(float(self.rows[i]["duration"]) * 16000)) // 160
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        audio, sr = sf.read(self.rows[i]["audio_filepath"], dtype="float32")
+        x = self.fe(audio, sampling_rate=sr, return_tensors="pt")
+        return x["input_features"][0, : int(x["attention_mask"][0].sum())].to(torch.float16)
+
+
+def prepare(cfg: TrainConfig, corpus: Path, out: Path, lazy: bool = False):
+    """SentencePiece + skeleton processor + feature cache (idempotent; ``lazy``: no cache, LazyFeatures)."""
     rows = read_manifest(corpus / "train.jsonl")
     spm_path = out / "demo_spm.model"
     if not spm_path.exists():
         train_sentencepiece([r["text"] for r in rows], out, cfg.model.vocab_size)
+    if lazy:
+        _, processor = build_model_and_processor(cfg.model, str(spm_path))
+        return rows, str(spm_path), LazyFeatures(rows, processor.feature_extractor)
     feats_path = out / "train_feats.pt"
     if not feats_path.exists():
         _, processor = build_model_and_processor(cfg.model, str(spm_path))
@@ -323,6 +349,9 @@ def main() -> None:
                     help="torch device for the model and the losses (cuda, cuda:1, ...); batches, "
                          "SpecAugment and the random draws stay on the CPU, so a run is the same recipe "
                          "on any device (default: %(default)s)")
+    ap.add_argument("--lazy-features", action="store_true",
+                    help="no feature cache: compute each clip's log-mels from its wav when a batch needs it "
+                         "(a short run on a busy machine; the recipe is the same)")
     ap.add_argument("--deadline-min", type=float,
                     help="wall-clock budget in minutes for this run: the cosine decay is squeezed so that it "
                          "ends by then (progress = max(step progress, time progress)) and training stops")
@@ -351,13 +380,13 @@ def main() -> None:
     if args.init_from and not (args.out / "demo_spm.model").exists():
         for name in ("demo_spm.model", "demo_spm.vocab"):
             shutil.copy(args.init_from.parent / name, args.out / name)
-    rows, spm_path, feats = prepare(cfg, args.corpus, args.out)
+    rows, spm_path, feats = prepare(cfg, args.corpus, args.out, args.lazy_features)
     import sentencepiece as spm
 
     sp = spm.SentencePieceProcessor(model_file=spm_path)
     labels = [sp.encode(r["text"]) for r in rows]
     prompts = [PROMPT_SLOT[r["lang"]] for r in rows]
-    lengths = [f.shape[0] for f in feats]
+    lengths = [feats.frames(i) for i in range(len(feats))] if args.lazy_features else [f.shape[0] for f in feats]
     model, processor = build_model_and_processor(cfg.model, spm_path)
     paths: list[torch.Tensor | None] = [None] * len(rows)
     enc_n = model._get_subsampling_output_length(torch.tensor(lengths)).tolist()  # encoder frames per clip
