@@ -30,9 +30,10 @@ def test_demo_matches_transformers(r):
     model = AutoModelForRNNT.from_pretrained(demo_path()).eval()
     meta = json.loads((SAMPLES / "samples.json").read_text())
     items = meta if isinstance(meta, list) else meta.get("samples", meta)
+    langs = {item["audio_filepath"]: item["lang"] for item in items}
     for wav in sorted(SAMPLES.glob("*.wav")):
         audio, rate = sf.read(wav, dtype="float32")
-        lang = wav.stem
+        lang = langs[wav.name]  # en-US.wav, ..., en-US-long.wav (issue 35)
         inputs = processor(audio, sampling_rate=rate, language=lang, return_tensors="pt")
         inputs["num_lookahead_tokens"] = r
         with torch.no_grad():

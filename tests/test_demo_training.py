@@ -183,11 +183,12 @@ def test_random_voice_variants_widen_the_training_split_only(tmp_path, corpus):
 
 def test_long_form_batches_train_from_the_shipped_directory(tmp_path, corpus):
     """Issue 35's recipe (demo_config_longform.json): batches of long-form examples built on the fly from
-    the corpus wavs (longform.py) train with finite losses, and the config is the stage-8 one plus them."""
+    the corpus wavs (longform.py) train with finite losses."""
     run = tmp_path / "run"
     cfg = json.loads((TOOLS / "demo_config_longform.json").read_text())
     stage8 = json.loads((TOOLS / "demo_config_stage8.json").read_text())
-    assert {k: v for k, v in cfg.items() if not k.startswith("longform")} == stage8
+    # the stage-8 network and right-context draw (every chunk size trained); a short fine-tune: RNN-T alone
+    assert cfg["model"] == stage8["model"] and cfg["right_context_weights"] == stage8["right_context_weights"]
     assert 0 < cfg["longform_prob"] < 1  # single clips stay in the mix
     cfg.update(heads_only_steps=1, max_batch=3, log_every=1, threads=1, longform_prob=1.0)
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))

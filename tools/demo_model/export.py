@@ -5,7 +5,8 @@ onepass load it and agree, and pick the bundled samples.
 
 Writes onepass/assets/demo/{config.json, generation_config.json, model.safetensors, processor_config.json,
 tokenizer.json, tokenizer_config.json} and onepass/assets/samples/{en-US,es-ES,de-DE}.wav + samples.json
-(held-out clips: unseen sentences, unseen voices).
+(held-out clips: unseen sentences, unseen voices), and en-US-long.wav: the first LONG_SENTENCES English
+held-out clips joined with seeded pauses of 0.3-1.0 s, a multi-sentence stream (issue 35).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 FILES = ("config.json", "generation_config.json", "model.safetensors", "processor_config.json",
          "tokenizer.json", "tokenizer_config.json")
 SAMPLE_LANGS = ("en-US", "es-ES", "de-DE")
+LONG_SENTENCES = 7  # en-US-long.wav: about 19 s
 
 
 def copy_model(src: Path, dst: Path) -> None:
@@ -72,6 +74,16 @@ def pick_samples(corpus: Path, out: Path) -> list[dict]:
         shutil.copyfile(r["audio_filepath"], out / name)
         chosen.append(dict(audio_filepath=name, text=r["text"], lang=lang, duration=r["duration"],
                            voice=r["voice"]))
+    long_rows = [r for r in rows if r["lang"] == "en-US"][:LONG_SENTENCES]
+    rng = np.random.default_rng(35)
+    pauses = [0.0] + [float(rng.uniform(0.3, 1.0)) for _ in long_rows[1:]]
+    parts = []
+    for r, p in zip(long_rows, pauses):
+        parts += [np.zeros(int(round(p * 16000)), np.int16), sf.read(r["audio_filepath"], dtype="int16")[0]]
+    audio = np.concatenate(parts)
+    sf.write(out / "en-US-long.wav", audio, 16000, subtype="PCM_16")
+    chosen.append(dict(audio_filepath="en-US-long.wav", text=" ".join(r["text"] for r in long_rows), lang="en-US",
+                       duration=round(len(audio) / 16000, 3), voice=",".join(r["voice"] for r in long_rows)))
     (out / "samples.json").write_text(json.dumps(chosen, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return [dict(c, audio_filepath=str(out / c["audio_filepath"])) for c in chosen]
 
