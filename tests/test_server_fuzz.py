@@ -35,6 +35,7 @@ FUZZ_CASES = 10_000  # default suite
 SLOW_FUZZ_CASES = 100_000  # -m slow
 MAX_MESSAGE_BYTES = 64 << 10  # the fuzz server's WebSocket message limit (oversized frames are cheap)
 MAX_UPLOAD_BYTES = 256 << 10  # and its upload limit
+IDLE_TIMEOUT_S = 5.0  # and its idle timeout (a connection left with half a frame ends by it)
 MAX_UPLOAD_S = 60.0  # and its limit on the decoded length of an upload, seconds
 RSS_GROWTH_MIB = 64  # allowed RSS growth after warm-up (allocator noise; a leak per case is far more)
 # Share of the cases per category (WebSocket messages are cheap; uploads cost a decode each).
@@ -207,7 +208,8 @@ async def dg_connection(url: str, rng: random.Random, n_messages: int, tally: Ta
             tally.kinds[f"deepgram/{'text' if isinstance(msg, str) else 'binary'}/{want}"] += 1
             expected[want] += 1
             await ws.send(msg)
-        if not oversize:
+        raw = None if oversize or rng.random() > 0.15 else await raw_ending(ws, rng, tally, "deepgram")
+        if not oversize and raw is None:
             await ws.send(json.dumps({"type": "CloseStream"}))
         try:
             await asyncio.wait_for(task, 60)
@@ -215,7 +217,11 @@ async def dg_connection(url: str, rng: random.Random, n_messages: int, tally: Ta
             tally.problem(f"deepgram connection {query!r} hung")
             task.cancel()
         code = ws.close_code
-    tally.closes[code] += 1
+    tally.closes[None if code is None else int(code)] += 1
+    if raw is not None:  # the connection was broken on purpose: only the shape of what came is checked
+        check_raw_close(raw, code, tally, "deepgram")
+        expected.clear()
+        oversize = None
     for m in got:
         if m.get("type") == "Error":
             ok = isinstance(m.get("variant"), str) and isinstance(m.get("description"), str) and m["description"]
@@ -226,7 +232,9 @@ async def dg_connection(url: str, rng: random.Random, n_messages: int, tally: Ta
             tally.problem(f"deepgram unexpected message {str(m)[:200]}")
     errors = collections.Counter(m["variant"] for m in got if m.get("type") == "Error")
     finals = sum(1 for m in got if m.get("type") == "Results" and m.get("from_finalize"))
-    want_errors = collections.Counter({"SchemaError": expected["schema"], "DataError": expected["data"] + oversize})
+    want_errors = collections.Counter({"SchemaError": expected["schema"], "DataError": expected["data"] + bool(oversize)})
+    if oversize is None:
+        return 1 + n_messages
     if +errors != +want_errors:
         tally.problem(f"deepgram {query!r}: errors {dict(errors)} != expected {dict(want_errors)}")
     if oversize:
@@ -238,6 +246,52 @@ async def dg_connection(url: str, rng: random.Random, n_messages: int, tally: Ta
         if finals != expected["finalize"]:
             tally.problem(f"deepgram {query!r}: {finals} from_finalize results for {expected['finalize']} Finalize")
     return 1 + n_messages
+
+
+# ---- broken connections (both protocols) ------------------------------------------------------------
+def ws_frame(opcode: int, payload: bytes, rng: random.Random, masked: bool = True, length: int | None = None) -> bytes:
+    """A raw client frame (RFC 6455), optionally unmasked or declaring a ``length`` it does not send."""
+    n = len(payload) if length is None else length
+    head = bytes([0x80 | opcode])
+    bit = 0x80 if masked else 0
+    if n < 126:
+        head += bytes([bit | n])
+    elif n < 1 << 16:
+        head += bytes([bit | 126]) + struct.pack(">H", n)
+    else:
+        head += bytes([bit | 127]) + struct.pack(">Q", n)
+    if not masked:
+        return head + payload
+    key = rng.randbytes(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+async def raw_ending(ws, rng: random.Random, tally: Tally, protocol: str) -> str:
+    """End a connection the wrong way: vanish, a truncated frame, invalid UTF-8, an unmasked frame,
+    a reserved opcode, or raw junk. Returns the kind."""
+    kind = rng.choice(["abort", "truncated_frame", "bad_utf8", "unmasked", "reserved_opcode", "junk"])
+    tally.kinds[f"{protocol}/broken/{kind}"] += 1
+    payload = rng.randbytes(rng.randint(1, 200))
+    if kind == "truncated_frame":  # declares more than it sends, then the client vanishes
+        ws.transport.write(ws_frame(2, payload, rng, length=len(payload) + rng.randint(1, 100_000))[:-1])
+    elif kind == "bad_utf8":
+        ws.transport.write(ws_frame(1, b"{\"type\": \"\xff\xfe\"}", rng))
+    elif kind == "unmasked":
+        ws.transport.write(ws_frame(2, payload, rng, masked=False))
+    elif kind == "reserved_opcode":
+        ws.transport.write(ws_frame(rng.choice([3, 4, 5, 6, 7, 11, 12]), payload, rng))
+    elif kind == "junk":
+        ws.transport.write(rng.randbytes(rng.randint(1, 300)))
+    if kind in ("abort", "truncated_frame"):
+        ws.transport.abort()
+    return kind
+
+
+def check_raw_close(kind: str, code: int | None, tally: Tally, protocol: str) -> None:
+    """A protocol violation is answered with a protocol close code (or the client vanished itself)."""
+    # raw junk may read as the start of a long frame: then the idle timeout ends it (1011)
+    if kind not in ("abort", "truncated_frame") and code not in (1002, 1007, 1009) + ((1011,) if kind == "junk" else ()):
+        tally.problem(f"{protocol}: {kind} closed with {code}")
 
 
 # ---- OpenAI Realtime /v1/realtime -----------------------------------------------------------------
@@ -361,7 +415,7 @@ async def rt_connection(url: str, rng: random.Random, n_messages: int, tally: Ta
                 tally.problem(f"realtime {query}: more after the opening error")
             except ConnectionClosed:
                 pass
-            tally.closes[ws.close_code] += 1
+            tally.closes[None if ws.close_code is None else int(ws.close_code)] += 1
             if ws.close_code != 1008:
                 tally.problem(f"realtime {query}: closed with {ws.close_code} after the opening error")
             return 1
@@ -397,10 +451,23 @@ async def rt_connection(url: str, rng: random.Random, n_messages: int, tally: Ta
             tally.kinds[f"realtime/{'text' if isinstance(msg, str) else 'binary'}/{'reply' if want else 'none'}"] += 1
             expected += want
             await ws.send(msg)
+        if not oversize and rng.random() < 0.15:
+            raw = await raw_ending(ws, rng, tally, "realtime")
+            try:
+                while True:
+                    got.append(json.loads(await asyncio.wait_for(ws.recv(), 60)))
+            except (ConnectionClosed, asyncio.TimeoutError):
+                pass
+            check_raw_close(raw, ws.close_code, tally, "realtime")
+            tally.closes[None if ws.close_code is None else int(ws.close_code)] += 1
+            for m in got:
+                if m.get("type") == "error":
+                    check_rt_error(m, tally)
+            return 1 + n_messages
         if not oversize:
             replies += await read_replies(expected - replies)
         want_total = expected
-    tally.closes[ws.close_code] += 1
+    tally.closes[None if ws.close_code is None else int(ws.close_code)] += 1
     if oversize and ws.close_code != 1009:
         tally.problem(f"realtime oversize closed with {ws.close_code}")
     if replies != want_total:
@@ -546,7 +613,7 @@ def rss_mib() -> float:
 async def ws_rounds(url: str, rng: random.Random, protocol: str, cases: int, tally: Tally) -> None:
     done = 0
     while done < cases:
-        n = min(cases - done, rng.randint(20, 200))
+        n = min(cases - done, rng.randint(10, 120))
         connection = dg_connection if protocol == "deepgram" else rt_connection
         try:
             done += await connection(url, rng, n, tally)
@@ -626,7 +693,7 @@ def run_fuzz(asr, clips, total: int) -> None:
     clip = clips["normal"]
     files = make_audio_files(clip)
     config = ServerConfig(max_streams=8, endpoint_blank_ms=None, max_message_bytes=MAX_MESSAGE_BYTES,
-                          max_upload_bytes=MAX_UPLOAD_BYTES, max_upload_s=MAX_UPLOAD_S)
+                          max_upload_bytes=MAX_UPLOAD_BYTES, max_upload_s=MAX_UPLOAD_S, idle_timeout_s=IDLE_TIMEOUT_S)
     app = create_app(asr, config)
     log = ErrorLog()
     loggers = [logging.getLogger(), logging.getLogger("uvicorn"), logging.getLogger("uvicorn.error")]

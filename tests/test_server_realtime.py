@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import logging
+import time
 
 import numpy as np
 import pytest
@@ -230,3 +231,28 @@ def test_bad_sample_rate_in_the_query_is_an_error_event(urls, rate):
     m, code = asyncio.run(run())
     assert m["type"] == "error" and m["error"]["code"] == "invalid_session" and "sample_rate" in m["error"]["message"]
     assert code == 1008
+
+
+def test_client_vanishing_with_replies_pending(urls, caplog):
+    """A client that sends a burst of bad events and vanishes: replying to the queued ones failed
+    with a traceback in the server log ("error handling a client message"); now the stream just
+    ends and frees its place."""
+    import httpx
+
+    async def burst_and_vanish():
+        async with connect(f"{urls[0]}/v1/realtime?intent=transcription") as ws:
+            await ws.recv()
+            for i in range(300):
+                await ws.send(json.dumps({"type": "session.update", "event_id": f"e{i}", "session": {"chunk_ms": -80}}))
+            ws.transport.abort()
+
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            asyncio.run(burst_and_vanish())
+        http = urls[0].replace("ws", "http", 1)
+        for _ in range(200):
+            if httpx.get(f"{http}/health").json()["active_streams"] == 0:
+                break
+            time.sleep(0.05)
+    assert httpx.get(f"{http}/health").json()["active_streams"] == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]

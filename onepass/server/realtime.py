@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import uuid
 
 import numpy as np
-from fastapi import WebSocket
+from fastapi import WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
 from ..audio import check_rate, decode_pcm
@@ -60,7 +61,7 @@ class RealtimeSession(Session):
                          input_audio_transcription=RTTranscription(model=self.model, language=self.language),
                          turn_detection=self.vad, chunk_ms=self.chunk_ms)
 
-    async def start(self) -> None:
+    async def on_start(self) -> None:
         await self.send(RTSessionEvent(type=f"{self.prefix}.created", event_id=_id("event"), session=self._session()))
 
     async def error(self, message: str, code: str, param: str | None = None, event_id: str | None = None) -> None:
@@ -254,13 +255,12 @@ async def realtime(ws: WebSocket) -> None:
             rate = _query_rate(ws.query_params.get("sample_rate"))
             sid, events = await state.runner.open(None, None, rate)
         except OnePassError as exc:
-            await ws.send_text(RTError(event_id=_id("event"), error=RTErrorBody(
-                type="invalid_request_error", code="invalid_session", message=str(exc))).model_dump_json())
-            await ws.close(1008)
+            with contextlib.suppress(WebSocketDisconnect, OSError, RuntimeError):  # the client may be gone
+                await ws.send_text(RTError(event_id=_id("event"), error=RTErrorBody(
+                    type="invalid_request_error", code="invalid_session", message=str(exc))).model_dump_json())
+                await ws.close(1008)
             return
         state.metrics.streams.labels("realtime").inc()
-        session = RealtimeSession(ws, sid, events, rate, prefix)
-        await session.start()
-        await session.run()
+        await RealtimeSession(ws, sid, events, rate, prefix).run()
     finally:
         lease.release()

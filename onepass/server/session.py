@@ -11,7 +11,7 @@ import contextlib
 import logging
 import uuid
 
-from fastapi import WebSocket
+from fastapi import WebSocket, WebSocketDisconnect
 from pydantic import BaseModel
 
 from ..engine import StreamEvent
@@ -22,6 +22,10 @@ log = logging.getLogger("onepass.server")
 FLUSH_TIMEOUT_S = 120.0  # after the client's close request, wait this long for the last results
 # 1001 "going away": the server is shutting down (after the stream's last results)
 CLOSE_CODES = {"close": 1000, "shutdown": 1001, "timeout": 1011, "oversize": 1009, "error": 1011, "closed": 1000}
+
+
+class ClientGone(Exception):
+    """Sending failed: the client has gone (or the connection is already closed)."""
 
 
 class Session:
@@ -36,6 +40,7 @@ class Session:
         self.recorder = Recorder(self.config.record_dir, f"stream-{uuid.uuid4().hex[:16]}")
 
     # ---- hooks -------------------------------------------------------------------------
+    async def on_start(self) -> None: ...  # before the first client message (a greeting)
     async def on_bytes(self, data: bytes) -> None: ...
     async def on_text(self, text: str) -> str | None: ...  # "close" ends reading
     async def on_timeout(self) -> None: ...
@@ -48,7 +53,10 @@ class Session:
     # ---- plumbing ----------------------------------------------------------------------
     async def send(self, msg: BaseModel) -> None:
         async with self._send_lock:
-            await self.ws.send_text(msg.model_dump_json())
+            try:
+                await self.ws.send_text(msg.model_dump_json())
+            except (WebSocketDisconnect, OSError, RuntimeError) as exc:  # starlette: RuntimeError once closed
+                raise ClientGone from exc
 
     def shutdown(self) -> None:
         """Server going down: stop reading, decode what was received, send it, close 1001."""
@@ -91,6 +99,13 @@ class Session:
                 self.done.set()
 
     async def _read(self) -> str:
+        try:
+            await self.on_start()
+            return await self._read_messages()
+        except ClientGone:  # replying failed: nobody is listening any more
+            return "gone"
+
+    async def _read_messages(self) -> str:
         limit = self.config.max_message_bytes
         while True:
             try:
@@ -112,11 +127,19 @@ class Session:
                     return "close"
             except OnePassError as exc:
                 await self.on_error(str(exc))
+            except ClientGone:
+                raise
             except Exception as exc:  # noqa: BLE001 - a bug must not end the stream silently
                 log.exception("error handling a client message")
                 await self.on_error(f"could not handle the message ({type(exc).__name__}); it was ignored")
 
     async def _write(self) -> str:
+        try:
+            return await self._write_events()
+        except ClientGone:
+            return "gone"
+
+    async def _write_events(self) -> str:
         while True:
             ev = await self.events.get()
             if isinstance(ev, Exception):
