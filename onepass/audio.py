@@ -171,7 +171,5 @@ def load_for_model(audio: AudioInput, sample_rate: int | None = None) -> tuple[n
         if sample_rate is None:
             raise OnePassError("an audio array needs its sample_rate (e.g. sample_rate=16000)")
         samples, rate = to_mono_float32(audio), check_rate(sample_rate)
-        if samples.size == 0:
-            raise OnePassError("the audio array is empty; pass at least one sample")
     out = resample(samples, rate, SAMPLE_RATE)
     return out, len(out) / SAMPLE_RATE
