@@ -41,6 +41,7 @@ class EngineStream:
     closed: bool = False
     samples_in: int = 0  # model-rate samples received
     segment_input: int = 0  # input samples received since the last flush (or the start)
+    segment_samples: int = 0  # model-rate samples of the current segment
     frame_offset: int = 0  # stream frame where the current segment's encoder frame 0 lies
     frames_decoded: int = 0  # stream frame up to which the encoder output is decoded
     blank_frames: int = 0  # decoded frames since the last token
@@ -55,8 +56,9 @@ class EngineStream:
         audio = self.resampler.process(samples, last=last)
         self.samples_in += len(audio)
         self.segment_input += len(samples)
+        self.segment_samples += len(audio)
         frames = self.mel.accept(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)))
-        if last:
+        if last and self.segment_samples:  # a segment without samples has no frames (offline: no tokens)
             frames = torch.cat([frames, self.mel.finish()])
         if len(frames):
             self.pending = torch.cat([self.pending, frames])
@@ -67,7 +69,7 @@ class EngineStream:
         self.push(np.zeros(0, np.float32), last=True)
         self.mel = MelStream(self.mel.logmel)
         self.segment_ends.append(SegmentEnd(len(self.pending), self.samples_in))
-        self.segment_input = 0
+        self.segment_input = self.segment_samples = 0
 
     def consume(self, frames: int) -> None:
         self.pending = self.pending[frames:]
