@@ -155,6 +155,12 @@ class IncrementalText:
                           self.open.run + new.run)
         return self.text, delta, self._completed_words(token_ids, frames, probs, final)
 
+    def has_text(self, token_ids: list[int]) -> bool:
+        """Whether the text, once final, is not empty (held-back characters count)."""
+        if self.text:
+            return True
+        return bool(self.rule.apply(self.rule.raw(token_ids[self.done:], self.done)[0], at_start=True).text.strip())
+
     def _completed_words(self, token_ids: list[int], frames: list[int], probs: list[float],
                          final: bool) -> list[Word]:
         o = self.open
