@@ -47,7 +47,7 @@ def transcribe(asr, audios: list, langs: list[str], mode: str, chunk_ms: int, ba
     return hyps
 
 
-def evaluate(asr, streams: list[dict], mode: str, chunk_ms: int) -> dict:
+def evaluate(asr, streams: list[dict], mode: str, chunk_ms: int, alone_predictions: str | None = None) -> dict:
     cache: dict[str, object] = {}
     for st in streams:
         for r in st["rows"]:
@@ -55,10 +55,20 @@ def evaluate(asr, streams: list[dict], mode: str, chunk_ms: int) -> dict:
                 cache[r["audio_filepath"]] = sf.read(r["audio_filepath"], dtype="float32")[0]
     t0 = time.perf_counter()
     clip_rows = [r for st in streams for r in st["rows"]]
-    alone = transcribe(asr, [cache[r["audio_filepath"]] for r in clip_rows], [r["lang"] for r in clip_rows],
-                       mode, chunk_ms)
     long_audio = [join_audio([cache[r["audio_filepath"]] for r in st["rows"]], st["pauses"]) for st in streams]
     long_hyp = transcribe(asr, long_audio, [st["lang"] for st in streams], mode, chunk_ms)
+    pred_file = alone_predictions.format(chunk=chunk_ms) if alone_predictions else None
+    if pred_file and Path(pred_file).exists():  # `onepass eval --predictions` of the same model and chunk
+        preds = {}
+        for line in Path(pred_file).read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                d = json.loads(line)
+                preds[d["audio_filepath"]] = d["pred_text"]
+        alone = [preds[r["audio_filepath"]] for r in clip_rows]
+    else:
+        pred_file = None
+        alone = transcribe(asr, [cache[r["audio_filepath"]] for r in clip_rows], [r["lang"] for r in clip_rows],
+                           mode, chunk_ms)
     refs = [[normalize(r["text"]) for r in st["rows"]] for st in streams]
     lost = [sentence_losses(rs, normalize(h)) for rs, h in zip(refs, long_hyp)]
     return dict(
@@ -69,7 +79,7 @@ def evaluate(asr, streams: list[dict], mode: str, chunk_ms: int) -> dict:
         sentences_lost=sum(map(sum, lost)),
         streams_with_a_loss=sum(any(x) for x in lost),
         first_sentence_only=sum(all(x[1:]) for x in lost),
-        time_s=round(time.perf_counter() - t0, 1),
+        time_s=round(time.perf_counter() - t0, 1), alone_from=pred_file or "transcribed here",
         example=dict(ref=" ".join(refs[0]), hyp=normalize(long_hyp[0])),
     )
 
@@ -85,6 +95,8 @@ def main() -> None:
     ap.add_argument("--chunk-ms", type=int, nargs="+", default=[1120, 80])
     ap.add_argument("--mode", nargs="+", default=["offline"], choices=["offline", "stream"])
     ap.add_argument("--backend", default="torch")
+    ap.add_argument("--alone-predictions", help="the clips alone from this `onepass eval --predictions` file of "
+                    "the same model ({chunk} = the chunk size) when it exists, instead of transcribing them again")
     ap.add_argument("--json", action="store_true", help="one JSON object per line")
     args = ap.parse_args()
     import onepass
@@ -94,7 +106,7 @@ def main() -> None:
     asr = onepass.load_model(args.model, backend=args.backend)
     for c in args.chunk_ms:
         for m in args.mode:
-            res = evaluate(asr, streams, m, c)
+            res = evaluate(asr, streams, m, c, args.alone_predictions)
             if args.json:
                 print(json.dumps(res, ensure_ascii=False), flush=True)
             else:

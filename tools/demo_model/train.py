@@ -87,6 +87,9 @@ class TrainConfig:
     right_context_weights: list = field(default_factory=list)  # one weight per model.right_contexts entry:
     # the per-batch draw of r follows them (stage 8: more r=0 batches for the 80 ms chunk); empty: uniform
     # (the draw, and so the random stream, of the earlier stages)
+    train_decoder_only: bool = False  # only the prediction net and the joint learn (the encoder, its prompt
+    # MLP and projector are frozen and run without autograd): a cheap fine-tune of what the text history
+    # decides (issue 35: when to stop), leaving what the encoder hears unchanged
     longform_prob: float = 0.0  # issue 35: this fraction of the batches are long-form examples (longform.py:
     # 1-6 clips of one language joined with pauses of silence or noise, sometimes joined late), built on the
     # fly from the corpus wavs; the other batches are the single clips as before. 0: off (no random draw)
@@ -257,7 +260,7 @@ def lr_at(step: int, cfg: TrainConfig, p: float | None = None) -> float:
 
 
 def rnnt_forward(model, feats, mask, prompt_ids, targets, target_lengths, r: int, ctc_head=None, with_rnnt=True,
-                 pred_inputs=None, align=None, phone_head=None, phone_tgt=None):
+                 pred_inputs=None, align=None, phone_head=None, phone_tgt=None, encoder_grad=True):
     """(mean-volume RNN-T loss or 0, mean-volume CTC loss or 0, frame CE or 0, phoneme CE or 0) for one
     batch (NLL sums / number of labels; the frame CEs are means over the frames of the clips that have a
     target in ``align`` / ``phone_tgt`` [B, T'], -100 elsewhere)."""
@@ -266,8 +269,9 @@ def rnnt_forward(model, feats, mask, prompt_ids, targets, target_lengths, r: int
     feats, mask, prompt_ids, targets, target_lengths, pred_inputs, align, phone_tgt = (
         None if t is None else t.to(dev)
         for t in (feats, mask, prompt_ids, targets, target_lengths, pred_inputs, align, phone_tgt))
-    enc = model.get_audio_features(input_features=feats, attention_mask=mask, prompt_ids=prompt_ids,
-                                   num_lookahead_tokens=r).pooler_output  # [B, T', H]
+    with torch.set_grad_enabled(encoder_grad and torch.is_grad_enabled()):
+        enc = model.get_audio_features(input_features=feats, attention_mask=mask, prompt_ids=prompt_ids,
+                                       num_lookahead_tokens=r).pooler_output  # [B, T', H]
     enc_len = model.encoder._get_output_attention_mask(mask, target_length=enc.shape[1]).sum(-1)
     nll = torch.zeros(1, device=dev)
     if with_rnnt:
@@ -418,6 +422,10 @@ def main() -> None:
         for mod in model.encoder.subsampling.modules():
             if isinstance(mod, torch.nn.Conv2d):
                 mod.requires_grad_(False)
+    if cfg.train_decoder_only:
+        for name, p in model.named_parameters():
+            if not name.startswith(("decoder.", "joint.")):
+                p.requires_grad_(False)
     device = torch.device(args.device)
     model.to(device)
     for head in (ctc_head, phone_head):
@@ -542,7 +550,7 @@ def main() -> None:
             y_in = torch.where(torch.rand(y.shape, generator=g) < cfg.pred_input_drop, torch.full_like(y, blank), y)
         rnnt, ctc, ce, pce = rnnt_forward(model, x, mask, pid, y, yl, r, ctc_head, with_rnnt=w_rnnt > 0,
                                           pred_inputs=y_in, align=align, phone_head=phone_head,
-                                          phone_tgt=phone_tgt)
+                                          phone_tgt=phone_tgt, encoder_grad=not cfg.train_decoder_only)
         loss = w_rnnt * rnnt + cfg.ctc_weight * ctc + w_align * ce + w_phone * pce
         opt.zero_grad(set_to_none=True)
         loss.backward()
