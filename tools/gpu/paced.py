@@ -1,0 +1,126 @@
+"""Paced capacity per chunk size: the most streams fed at real-time pace that pass a trial.
+
+A trial is ``onepass.bench.engine_runs.trial`` (p95 chunk latency <= the chunk, no stream more
+than 2 chunks behind). The search is seeded, because a doubling search from 1 to thousands of
+streams does not fit a device lease: it starts at a guess (from the step times), doubles or halves
+until it brackets the capacity, then bisects while the bracket is wider than ``ratio`` and time
+is left. ``complete`` is False where the deadline cut it short (the number is then a lower bound).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import time
+from contextlib import contextmanager
+
+import torch
+
+from report import Unavailable
+
+BIG_BATCH = 1 << 16  # "no limit" on streams per step: the engine's default (32) would cap capacity
+
+
+def graphs_field() -> str | None:
+    """The EngineConfig field that switches CUDA graphs on, if this checkout's engine has one."""
+    from onepass.engine import EngineConfig
+
+    fields = EngineConfig.__dataclass_fields__
+    return next((f for f in ("cuda_graphs", "graphs") if f in fields), None)
+
+
+@contextmanager
+def engine_settings(**overrides):
+    """Engine settings for the trials: through ``trial``'s own config argument where it has one,
+    else by wrapping the EngineConfig that ``engine_runs.trial`` builds (fields it lacks are
+    dropped and reported)."""
+    from onepass.bench import engine_runs
+
+    base = engine_runs.EngineConfig
+    known = base.__dataclass_fields__
+    applied = {k: v for k, v in overrides.items() if k in known}
+    ignored = sorted(set(overrides) - set(applied))
+    params = inspect.signature(engine_runs.trial).parameters
+    if "engine_config" in params or "config" in params:
+        name = "engine_config" if "engine_config" in params else "config"
+        yield dict(applied=applied, ignored=ignored, via=f"trial({name}=...)", kwargs={name: base(**applied)})
+        return
+
+    def config(**kw):
+        return base(**{**kw, **applied})
+
+    engine_runs.EngineConfig = config
+    try:
+        yield dict(applied=applied, ignored=ignored, via="engine_runs.EngineConfig wrapped", kwargs={})
+    finally:
+        engine_runs.EngineConfig = base
+
+
+def search(asr, clips, chunk_ms: int, guess: int, max_streams: int, trial_s: float, min_chunks: int,
+           deadline: float, ratio: float, settings: dict, log) -> dict:
+    from onepass.bench.engine_runs import trial
+
+    cuda = asr.device.type == "cuda"
+    trials: list[dict] = []
+    best, worst = 0, None
+
+    def run(n: int) -> bool | None:
+        if time.monotonic() + trial_s + 2 > deadline:
+            return None
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        t = trial(asr, clips, n, chunk_ms, trial_s, "en-US", staggered=True, min_chunks=min_chunks,
+                  **settings["kwargs"])
+        row = dataclasses.asdict(t)
+        if cuda:
+            row["gpu_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        trials.append(row)
+        log(f"    {chunk_ms} ms x {n}: p95 {t.latency_p95_ms:.0f} ms, lag {t.end_lag_max_s:.2f} s, "
+            f"batch {t.mean_batch:.1f} -> {'pass' if t.passed else 'fail'}{' (aborted)' if t.aborted else ''}")
+        return t.passed
+
+    n, complete = max(1, min(guess, max_streams)), True
+    while True:  # bracket: best passes, worst fails
+        ok = run(n)
+        if ok is None:
+            complete = False
+            break
+        if ok:
+            best = n
+            if worst is not None or n >= max_streams:
+                break
+            n = min(2 * n, max_streams)
+        else:
+            worst = n
+            if best or n == 1:
+                break
+            n = max(1, n // 2)
+    while complete and worst is not None and best and worst > best * ratio and worst - best > 1:
+        mid = (best + worst) // 2
+        ok = run(mid)
+        if ok is None:
+            complete = False
+        elif ok:
+            best = mid
+        else:
+            worst = mid
+    return dict(chunk_ms=chunk_ms, streams=best, first_failure=worst, guess=guess, complete=complete,
+                at_max_streams=best >= max_streams, trials=trials)
+
+
+def seed_guess(step_ms: dict[int, float], chunk_ms: int) -> int:
+    """Largest measured bucket whose step takes at most half the chunk (1 when none does)."""
+    fits = [b for b, ms in step_ms.items() if ms <= 0.5 * chunk_ms]
+    return max(fits, default=1)
+
+
+def check_mode(mode: str, asr) -> dict:
+    """Engine overrides for a mode ("graphs" or "eager"); Unavailable when the engine cannot do it."""
+    field = graphs_field()
+    if mode == "graphs":
+        if field is None:
+            raise Unavailable("EngineConfig has no cuda_graphs setting yet (the engine does not run the "
+                              "captured step), so only the eager engine can be measured")
+        return {field: True, "max_batch": BIG_BATCH}
+    return ({field: False} if field else {}) | {"max_batch": BIG_BATCH}
