@@ -10,16 +10,16 @@ import torch
 
 from .audio import SAMPLE_RATE, load_for_model
 from .decoding.greedy import Emissions
-from .decoding.step import StreamBatch, block_mel_frames
-from .decoding.text import render
+from .decoding.transcript import FRAME_S, extend, make_transcript
 from .languages import Language, resolve_language, supported_languages
 from .model.asr import NemotronASR
-from .model.config import ENCODER_FRAME_MS, ModelConfig
+from .model.config import ModelConfig
 from .results import Transcript
+from .step import ModelStep, StepConfig
+from .step.offline import OFFLINE_BLOCK_FRAMES, decode_features
 from .tokenizer import Tokenizer
 
-OFFLINE_BLOCK_FRAMES = 96  # encoder frames per offline block (~7.7 s): bounds memory on long audio
-FRAME_S = ENCODER_FRAME_MS / 1000
+__all__ = ["FRAME_S", "OFFLINE_BLOCK_FRAMES", "ModelInfo", "Recognizer", "extend", "make_transcript"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,18 @@ class Recognizer:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.info = info
+        self._step: ModelStep | None = None
+
+    @property
+    def model_step(self) -> ModelStep:
+        """The model step every transcription, stream and engine of this recognizer runs through."""
+        if self._step is None:
+            self._step = ModelStep(self.model)
+        return self._step
+
+    def configure_step(self, config: StepConfig) -> None:
+        """Step settings (decoder, buckets, CUDA graphs) for what runs from now on."""
+        self._step = ModelStep(self.model, config)
 
     @property
     def config(self) -> ModelConfig:
@@ -83,20 +95,7 @@ class Recognizer:
             padded[i, :len(a)] = torch.from_numpy(np.asarray(a, dtype=np.float32))
         with torch.no_grad():
             feats, mel_len = self.model.frontend(padded.to(self.device), lengths.to(self.device))
-        batch = StreamBatch(self.model, len(audios), r, [lang.prompt for lang in resolved])
-        emissions = [Emissions() for _ in audios]
-        chunks = max(1, OFFLINE_BLOCK_FRAMES // (r + 1))
-        pos, first = 0, True
-        mel_len = mel_len.cpu()
-        while True:
-            size = block_mel_frames(self.model, r, chunks, first)
-            valid = torch.clamp(mel_len - pos, min=0, max=size)
-            final = mel_len <= pos + size
-            for e, new in zip(emissions, batch.step(feats[:, pos:pos + size], valid, final)):
-                extend(e, new)
-            pos, first = pos + size, False
-            if bool(final.all()):
-                break
+        emissions = decode_features(self.model_step, feats, mel_len.tolist(), r, [lang.prompt or 0 for lang in resolved])
         return [make_transcript(self.tokenizer, lang, e, len(a) / SAMPLE_RATE)
                 for lang, e, a in zip(resolved, emissions, audios)]
 
@@ -105,17 +104,3 @@ class Recognizer:
         from .streaming import StreamingSession
 
         return StreamingSession(self, language=language, chunk_ms=chunk_ms)
-
-
-def extend(into: Emissions, new: Emissions) -> None:
-    into.token_ids.extend(new.token_ids)
-    into.frames.extend(new.frames)
-    into.probs.extend(new.probs)
-
-
-def make_transcript(tokenizer: Tokenizer, language: Language, e: Emissions, duration_s: float) -> Transcript:
-    text, tags, words = render(tokenizer, e.token_ids, e.frames, e.probs, FRAME_S)
-    code = tags[0] if (language.auto and tags) else language.code
-    return Transcript(
-        text=text, language=code, language_detected=language.auto, words=words,
-        token_ids=list(e.token_ids), token_times_s=[f * FRAME_S for f in e.frames], duration_s=duration_s)

@@ -17,14 +17,19 @@ This is a one-stream view of ``onepass.engine.Engine``: there is one streaming p
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .audio import SAMPLE_RATE
 from .decoding.text import IncrementalText
+from .decoding.transcript import FRAME_S
 from .engine import Engine, EngineConfig
 from .errors import OnePassError
-from .recognizer import FRAME_S, Recognizer
 from .results import StreamUpdate, Transcript
+
+if TYPE_CHECKING:
+    from .recognizer import Recognizer
 
 
 class StreamingSession:

@@ -8,10 +8,8 @@ import gc
 import time
 
 import numpy as np
-import torch
 
 from ..audio import SAMPLE_RATE
-from ..decoding.greedy import initial_decoder_state
 from ..engine import Engine, EngineConfig
 from ..recognizer import FRAME_S, Recognizer
 from .measure import load_average, percentile, rss_mb
@@ -189,10 +187,8 @@ def memory_run(asr: Recognizer, audio: np.ndarray, chunk_ms: int, language: str,
                      round(samples[-1] - samples[0], 1))
 
 
-@torch.no_grad()
 def _state_mb(asr: Recognizer) -> float:
-    """Bytes of one stream's model state (encoder caches, subsampling and decoder state)."""
-    enc = asr.model.encoder.initial_state(1, aligned=True)
-    dec = initial_decoder_state(asr.model, 1)
-    tensors = [enc.keys, enc.values, enc.conv, *enc.subsampling.pending, dec.h, dec.c, dec.pred]
-    return sum(t.numel() * t.element_size() for t in tensors) / 2**20
+    """Bytes of one stream's model state (one row of a state arena: encoder caches, subsampling
+    and decoder state, frame counters)."""
+    arena = asr.model_step.arena(asr.config.default_right_context, capacity=1)
+    return arena.state_bytes_per_stream() / 2**20

@@ -250,3 +250,11 @@ def checkpoint_pair(source: str, *, with_hf: bool) -> ModelPair:
     params = sum(p.numel() for p in asr.model.parameters())
     return ModelPair(asr, hf, features, f"checkpoint {asr.info.path}", params)
 
+
+def place(asr: Recognizer, device: str, dtype: str) -> None:
+    """Move a recognizer's network to ``device`` in ``dtype`` (the front end stays float32)."""
+    model = asr.model
+    model.to(device=torch.device(device), dtype=getattr(torch, dtype))
+    model.frontend.float()
+    model.encoder.clear_tables()
+    asr.configure_step(asr.model_step.config)

@@ -49,6 +49,13 @@ def add_parser(sub) -> None:
                    help="run onepass on the dense weights (default: oneDNN-prepacked, as load_model does on "
                         "the CPU: faster few-row GEMMs, a second copy of the weights)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu",
+                   help="torch device onepass runs on (default: %(default)s); other than cpu: onepass alone, "
+                        "no --compare, --backend torch")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                   help="onepass's weights and activations (default: %(default)s)")
+    p.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
+                   help="replay steady-state steps as captured CUDA graphs (default: on with a CUDA --device)")
     p.set_defaults(run=run)
 
 
@@ -78,6 +85,24 @@ def config_from_args(args: argparse.Namespace):
         budget_s=args.budget_s or (240.0 if quick else 780.0), prepack=args.prepack, seed=args.seed)
 
 
+def _place(pair, args: argparse.Namespace, config, log):
+    """Move onepass to --device/--dtype and set the step's CUDA graphs; returns the bench config."""
+    import dataclasses
+
+    from ..bench.factory import place
+    from .serve import step_config
+
+    if args.device != "cpu" or args.dtype != "float32":
+        if args.compare or args.backend != "torch":
+            raise OnePassError("--device/--dtype other than cpu/float32 measure onepass's torch backend alone "
+                               "(no --compare, --backend torch)")
+        place(pair.recognizer, args.device, args.dtype)
+        config = dataclasses.replace(config, prepack=False)  # oneDNN packing is for float32 on the CPU
+        log(f"onepass on {args.device} in {args.dtype}")
+    pair.recognizer.configure_step(step_config(args))
+    return config
+
+
 def run(args: argparse.Namespace) -> int:
     if "torch" not in sys.modules:
         # On a shared machine, OpenMP threads that spin while waiting turn every small op into a
@@ -105,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         log(f"building random-init {preset}" + (" (onepass + transformers, shared weights)" if compare else ""))
         pair = random_pair(preset, with_hf=compare, seed=args.seed, language=config.language)
     log(f"model ready after {time.monotonic() - started:.0f} s")
+    config = _place(pair, args, config, log)
     from ..bench import onnx_runs
 
     sherpa = args.compare == "sherpa-onnx"

@@ -10,6 +10,17 @@ from ..errors import OnePassError
 from .common import add_model_options, load
 
 
+def step_config(args: argparse.Namespace):
+    """The model step's settings from --device and --cuda-graphs."""
+    from ..step import StepConfig
+
+    cuda = str(args.device).startswith("cuda")
+    graphs = cuda if args.cuda_graphs is None else args.cuda_graphs
+    if graphs and not cuda:
+        raise OnePassError("--cuda-graphs needs a CUDA --device")
+    return StepConfig(cuda_graphs=graphs)
+
+
 def _max_streams(value: str) -> int | str:
     if value == "auto":
         return value
@@ -59,6 +70,8 @@ def add_parser(sub) -> None:
                         "(repeat for more; '*' for any; default: same origin only)")
     p.add_argument("--model-name", default=None, help="model id to report (default: the model's directory name)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
+                   help="replay steady-state steps as captured CUDA graphs (default: on with a CUDA --device)")
     p.set_defaults(run=run)
 
 
@@ -73,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     log = logging.getLogger("onepass.server")
     keys = list(args.api_key) + [k for k in os.environ.get("ONEPASS_API_KEYS", "").split(",") if k]
     asr = load(args)
+    asr.configure_step(step_config(args))
     asr.config.right_context_for_chunk_ms(args.chunk_ms)  # a bad --chunk-ms fails before anything starts
     max_streams = args.max_streams
     if max_streams == "auto":

@@ -23,9 +23,6 @@ class DecoderState:
     c: torch.Tensor  # (layers, B, hidden)
     pred: torch.Tensor  # (B, pred_hidden) prediction output for the last emitted label
 
-    def select(self, index: torch.Tensor) -> "DecoderState":
-        return DecoderState(self.h[:, index], self.c[:, index], self.pred[index])
-
 
 @dataclass
 class Emissions:

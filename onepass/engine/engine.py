@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import itertools
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ..audio import SAMPLE_RATE, StreamResampler, check_rate, to_mono_float32
-from ..decoding.greedy import greedy_decode
 from ..decoding.text import IncrementalText
+from ..decoding.transcript import FRAME_S, extend, make_transcript
 from ..errors import OnePassError
 from ..model.frontend import MelStream
-from ..recognizer import FRAME_S, Recognizer, extend, make_transcript
+from ..step import Row, StateArena
 from .config import EngineConfig
 from .events import StreamEvent
 from .scheduler import chunk_frames, schedule, steps_ready
-from .slots import SlotPool
 from .stream import EngineStream
+
+if TYPE_CHECKING:
+    from ..recognizer import Recognizer
 
 FRAME_SAMPLES = round(FRAME_S * SAMPLE_RATE)  # model-rate samples per encoder frame
 
@@ -36,15 +39,14 @@ class Engine:
     def __init__(self, recognizer: Recognizer, config: EngineConfig | None = None):
         self.recognizer = recognizer
         self.model = recognizer.model
+        self.model_step = recognizer.model_step
         self.config = config or EngineConfig()
         self.factor = self.model.config.encoder.subsampling_factor
-        self.pools: dict[int, SlotPool] = {}
+        self.pools: dict[int, StateArena] = {}  # per right context: the state of its streams
         self.streams: dict[int, EngineStream] = {}
         self.last_batches: tuple[int, ...] = ()  # streams per batched model call in the last step()
         self._ids = itertools.count()
         self._mels = self.model.config.frontend.num_mel_bins
-        self._device = recognizer.device
-        self._dtype = self.model.joint.head.weight.dtype
 
     # ---- stream lifecycle -------------------------------------------------------------
     def open(self, language: str | None = None, chunk_ms: int | None = None,
@@ -63,7 +65,10 @@ class Engine:
         endpoint, silence = _ms(endpoint_ms, self.config.endpoint_blank_ms), _ms(silence_ms, None)
         pool = self.pools.get(r)
         if pool is None:
-            pool = self.pools[r] = SlotPool(self.model, r, self.config.slot_growth)
+            # with CUDA graphs, every slot up front: growing moves the state and drops the graphs
+            growth = self.config.slot_growth
+            pool = self.pools[r] = self.model_step.arena(
+                r, self.config.max_streams if self.model_step.graphs is not None else growth, growth)
         sid = next(self._ids)
         self.streams[sid] = EngineStream(
             id=sid, right_context=r, slot=pool.acquire(), language=lang,
@@ -117,7 +122,7 @@ class Engine:
         flush, the "flushed" event is returned at once."""
         s = self.stream(stream_id)
         if not flush:
-            return [self._end_utterance(s, reason="finalize")] if s.text.has_text(s.emitted.token_ids) else []
+            return [self._end_utterance(s, reason="finalize")] if s.text.text else []
         if s.input_done:
             raise OnePassError("this stream is already finished")
         if s.segment_input == 0 and not s.segment_ends:  # nothing new: the stream is already at a boundary
@@ -162,41 +167,29 @@ class Engine:
             events += self.step()
         return events
 
-    @torch.no_grad()
-    def _execute(self, pool: SlotPool, batch: list[EngineStream]):
+    def _execute(self, pool: StateArena, batch: list[EngineStream]):
+        """Each stream's next chunk (the first of a segment with its lead) as one step."""
         r = pool.right_context
-        full = chunk_frames(False, r, self.factor)
-        lead0 = full - chunk_frames(True, r, self.factor)
-        b = len(batch)
-        mel = torch.zeros(b, full, self._mels)
-        valid = torch.zeros(b, dtype=torch.long)
-        lead = torch.zeros(b, dtype=torch.long)
-        final = torch.zeros(b, dtype=torch.bool)
-        for i, s in enumerate(batch):
+        lead0 = self.model_step.first_lead()
+        rows = []
+        for s in batch:
             need = chunk_frames(not s.started, r, self.factor)
             segment = s.segment_ends[0].frames if s.segment_ends else len(s.pending)
             take = min(segment, need)
-            final[i] = (bool(s.segment_ends) or s.input_done) and segment <= need
-            lead[i] = 0 if s.started else lead0
-            mel[i, lead[i]:lead[i] + take] = s.pending[:take]
-            valid[i] = take
+            final = (bool(s.segment_ends) or s.input_done) and segment <= need
+            rows.append(Row(s.slot, s.pending[:take], 0 if s.started else lead0, final,
+                            s.language.prompt or 0, s.frame_offset))
             s.consume(take)
-        slots = torch.tensor([s.slot for s in batch], device=self._device)
-        enc, dec = pool.gather(slots)
-        offsets = enc.frames + torch.tensor([s.frame_offset for s in batch], device=enc.frames.device,
-                                            dtype=enc.frames.dtype)
-        prompt = (torch.tensor([s.language.prompt for s in batch], device=self._device)
-                  if self.model.config.has_prompt else None)
-        dev = self._device
-        _, proj, n = self.model.encode(mel.to(dev, self._dtype), valid.to(dev), final.to(dev), enc, r, prompt,
-                                       lead.to(dev))
-        emissions = greedy_decode(self.model, proj, n, dec, offsets)
-        pool.scatter(slots, enc, dec)
-        for s in batch:
             s.started = True
-        return emissions, n.tolist(), final.tolist()
+        # in slot order: streams that run every step then have consecutive slots (arena views)
+        order = sorted(range(len(rows)), key=lambda i: rows[i].slot)
+        result = self.model_step.run_rows(pool, [rows[i] for i in order])
+        emissions, frames = [None] * len(rows), [0] * len(rows)
+        for k, i in enumerate(order):
+            emissions[i], frames[i] = result.emissions[k], result.frames[k]
+        return emissions, frames, [row.final for row in rows]
 
-    def _update(self, pool: SlotPool, batch, emissions, n_frames, final) -> list[StreamEvent]:
+    def _update(self, pool: StateArena, batch, emissions, n_frames, final) -> list[StreamEvent]:
         events = []
         now = time.monotonic()
         for s, e, n, is_final in zip(batch, emissions, n_frames, final):
@@ -213,10 +206,9 @@ class Engine:
             if e.token_ids:
                 events.append(self._partial(s, e.token_ids, latency))
             blank_ms = s.blank_frames * FRAME_S * 1000
-            has_text = s.text.has_text(s.emitted.token_ids)
-            if has_text and is_final:
+            if s.text.text and is_final:
                 events.append(self._end_utterance(s, latency, "finalize" if s.segment_ends else "end"))
-            elif has_text and s.endpoint_ms is not None and blank_ms >= s.endpoint_ms:
+            elif s.text.text and s.endpoint_ms is not None and blank_ms >= s.endpoint_ms:
                 events.append(self._end_utterance(s, latency, "endpoint"))
             if s.silence_armed and s.silence_ms is not None and blank_ms >= s.silence_ms:
                 s.silence_armed = False
@@ -228,7 +220,7 @@ class Engine:
                 events.append(self._close_event(s, latency))
         return events
 
-    def _new_segment(self, pool: SlotPool, s: EngineStream, latency: float) -> StreamEvent:
+    def _new_segment(self, pool: StateArena, s: EngineStream, latency: float) -> StreamEvent:
         """The flushed segment is decoded: report it, then reset the model state of the slot."""
         event = self._event(s, "flushed", "", latency)
         end = s.segment_ends.popleft()

@@ -30,12 +30,6 @@ def _closing_steps(frames: int, started: bool, r: int, factor: int) -> int:
     return 1 + -(-(frames - need) // full)
 
 
-def chunks_ready(s: EngineStream, factor: int) -> int:
-    """Whole chunks of the current segment waiting to be encoded."""
-    have = s.segment_ends[0].frames if s.segment_ends else len(s.pending)
-    return _full_chunks(have, s.started, s.right_context, factor)
-
-
 def steps_ready(s: EngineStream, factor: int) -> int:
     """Steps this stream could run back to back now."""
     if s.closed:

@@ -16,9 +16,15 @@ from .linear import Linear
 MASKED = -1e30  # finite, so a fully masked (padding) row stays NaN-free
 
 
+def masked_value(dtype: torch.dtype) -> float:
+    """The score of a hidden key: ``MASKED``, or half the most negative finite value of a dtype
+    that cannot hold it (float16), so that adding a score to it stays finite."""
+    return max(MASKED, torch.finfo(dtype).min / 2)
+
+
 def sinusoids(distances: torch.Tensor, dim: int) -> torch.Tensor:
     """Sinusoid of each relative distance: sin on even dims, cos on odd dims, base 10000."""
-    inv_freq = 1.0 / (10000.0 ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
+    inv_freq = 1.0 / (10000.0 ** (torch.arange(0, dim, 2, dtype=torch.float32, device=distances.device) / dim))
     angles = distances.float()[:, None] * inv_freq[None, :]
     return torch.stack([angles.sin(), angles.cos()], dim=-1).reshape(len(distances), dim)
 
@@ -55,7 +61,7 @@ class RelPositionAttention(nn.Module):
         v = torch.cat([v_cache, self.v_proj(x).view(b, t, h, hd).transpose(1, 2)], dim=2)
         bd = torch.matmul(q + self.bias_v[:, None, :], positions)  # (B, H, T, n_dist)
         bd = torch.gather(bd, 3, rel_index.expand(b, h, t, rel_index.shape[-1]))
-        bias = (bd * self.scale).masked_fill(mask, MASKED)
+        bias = (bd * self.scale).masked_fill(mask, masked_value(bd.dtype))
         out = nn.functional.scaled_dot_product_attention(
             q + self.bias_u[:, None, :], k, v, attn_mask=bias, scale=self.scale)
         out = self.o_proj(out.transpose(1, 2).reshape(b, t, h * hd))

@@ -17,6 +17,7 @@ from torch import nn
 from .attention import sinusoids
 from .conformer import ConformerLayer
 from .config import EncoderConfig
+from .rows import Rows, put, take
 from .subsampling import Subsampling, SubsamplingState
 
 
@@ -30,10 +31,6 @@ class EncoderState:
     conv: torch.Tensor  # (layers, B, D, kernel-1) conv module left state
     cache_len: torch.Tensor  # (B,) valid frames in keys/values (right-aligned)
     frames: torch.Tensor  # (B,) encoder frames produced so far
-
-    def select(self, index: torch.Tensor) -> "EncoderState":
-        return EncoderState(self.subsampling.select(index), self.keys[:, index], self.values[:, index],
-                            self.conv[:, index], self.cache_len[index], self.frames[index])
 
 
 class Encoder(nn.Module):
@@ -64,69 +61,78 @@ class Encoder(nn.Module):
             frames=torch.zeros(batch, dtype=torch.long, device=dev),
         )
 
-    def _position_table(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _position_table(self, t: int, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Projected position keys for distances -(t-1)..L+t-1 for every layer, and the
         (t, L+t) index of each (query, key) pair into them. Computed once per block length."""
         if t not in self._tables:
             left = self.config.left_context
-            p = next(self.parameters())
-            dist = torch.arange(-(t - 1), left + t, device=p.device)
-            pe = sinusoids(dist, self.config.hidden_size).to(p.dtype)
+            device = device or self.layers[0].self_attn.relative_k_proj.weight.device
+            dist = torch.arange(-(t - 1), left + t, device=device)
+            pe = sinusoids(dist, self.config.hidden_size).to(self.layers[0].self_attn.relative_k_proj.weight.dtype)
             with torch.no_grad():
                 pos = torch.stack([layer.self_attn.project_positions(pe) for layer in self.layers])
-            j = torch.arange(t, device=p.device)[:, None]
-            i = torch.arange(left + t, device=p.device)[None, :]
+            j = torch.arange(t, device=device)[:, None]
+            i = torch.arange(left + t, device=device)[None, :]
             self._tables[t] = (pos, (j + left - i + t - 1))
         return self._tables[t]
 
-    def _chunk_mask(self, t: int, chunk: int) -> torch.Tensor:
+    def _chunk_mask(self, t: int, chunk: int, device: torch.device | None = None) -> torch.Tensor:
         """(t, L+t) True where a query may not see a key under chunked_limited attention."""
         key = (t, chunk)
         if key not in self._masks:
             left = self.config.left_context
-            dev = next(self.parameters()).device
-            qc = torch.div(torch.arange(t, device=dev), chunk, rounding_mode="floor")[:, None]
-            kc = torch.div(torch.arange(left + t, device=dev) - left, chunk, rounding_mode="floor")[None, :]
+            device = device or self.layers[0].self_attn.relative_k_proj.weight.device
+            qc = torch.div(torch.arange(t, device=device), chunk, rounding_mode="floor")[:, None]
+            kc = torch.div(torch.arange(left + t, device=device) - left, chunk, rounding_mode="floor")[None, :]
             diff = qc - kc
             self._masks[key] = ~((diff >= 0) & (diff <= left // chunk))
         return self._masks[key]
 
     def forward(self, mel: torch.Tensor, mel_valid: torch.Tensor, final: torch.Tensor,
-                state: EncoderState, right_context: int,
-                lead: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                state: EncoderState, right_context: int, lead: torch.Tensor | None = None,
+                slots: Rows | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode a block of new mel frames (B, T, mels) for streams at chunk boundaries
         (``lead``: see ``Subsampling.forward``). Returns encoder frames (B, T', D) and their
-        valid counts (B,); updates ``state``."""
-        x, valid = self.subsampling(mel, mel_valid, final, state.subsampling, lead)
+        valid counts (B,); updates ``state``.
+
+        ``slots``: the rows of ``state`` that hold these streams (a state arena, see
+        ``onepass.step``; an index tensor or a slice, ``rows.Rows``): read, and written in
+        place layer by layer. None: ``state`` holds exactly these B rows and gets new tensors.
+        No host reads and no data-dependent shapes either way (CUDA-graph capturable)."""
+        x, valid = self.subsampling(mel, mel_valid, final, state.subsampling, lead, slots)
         b, t, _ = x.shape
         if t == 0:
             return x, valid
-        left = self.config.left_context
-        positions, rel_index = self._position_table(t)
-        key_pos = torch.arange(left + t, device=x.device)[None, :]
-        key_hidden = (key_pos < left - state.cache_len[:, None]) | (key_pos >= left + valid[:, None])
-        mask = (self._chunk_mask(t, right_context + 1)[None] | key_hidden[:, None, :])[:, None]
-        row_valid = (torch.arange(t, device=x.device)[None, :] < valid[:, None]).to(x.dtype)[..., None]
-        full = bool((valid == t).all())
+        left, dev = self.config.left_context, x.device
+        cache_len = take(state.cache_len, slots)
+        positions, rel_index = self._position_table(t, dev)
+        key_pos = torch.arange(left + t, device=dev)[None, :]
+        key_hidden = (key_pos < left - cache_len[:, None]) | (key_pos >= left + valid[:, None])
+        mask = (self._chunk_mask(t, right_context + 1, dev)[None] | key_hidden[:, None, :])[:, None]
+        row_valid = (torch.arange(t, device=dev)[None, :] < valid[:, None]).to(x.dtype)[..., None]
+        # the caches keep the last L (conv: k-1) inputs up to each row's valid end
         ks = self.config.conv_kernel_size - 1
-        if not full:
-            kv_index = (valid[:, None] + torch.arange(left, device=x.device)[None, :])
-            kv_index = kv_index[:, None, :, None].expand(b, self.config.num_heads, left, self.config.head_dim)
-            conv_index = (valid[:, None] + torch.arange(ks, device=x.device)[None, :])
-            conv_index = conv_index[:, None, :].expand(b, self.config.hidden_size, ks)
+        kv_index = (valid[:, None] + torch.arange(left, device=dev)[None, :])
+        kv_index = kv_index[:, None, :, None].expand(b, self.config.num_heads, left, self.config.head_dim)
+        conv_index = (valid[:, None] + torch.arange(ks, device=dev)[None, :])
+        conv_index = conv_index[:, None, :].expand(b, self.config.hidden_size, ks)
         new_k, new_v, new_conv = [], [], []
         for n, layer in enumerate(self.layers):
-            x, k, v, conv_in = layer(x, state.keys[n], state.values[n], state.conv[n], positions[n],
-                                     rel_index, mask, row_valid)
-            if full:
-                new_k.append(k[:, :, t:]), new_v.append(v[:, :, t:]), new_conv.append(conv_in[:, :, t:])
+            x, k, v, conv_in = layer(x, take(state.keys[n], slots), take(state.values[n], slots),
+                                     take(state.conv[n], slots), positions[n], rel_index, mask, row_valid)
+            k, v, conv_in = k.gather(2, kv_index), v.gather(2, kv_index), conv_in.gather(2, conv_index)
+            if slots is None:
+                new_k.append(k), new_v.append(v), new_conv.append(conv_in)
             else:
-                new_k.append(k.gather(2, kv_index))
-                new_v.append(v.gather(2, kv_index))
-                new_conv.append(conv_in.gather(2, conv_index))
-        state.keys = torch.stack(new_k)
-        state.values = torch.stack(new_v)
-        state.conv = torch.stack(new_conv)
-        state.cache_len = torch.clamp(state.cache_len + valid, max=left)
-        state.frames = state.frames + valid
+                put(state.keys[n], slots, k)
+                put(state.values[n], slots, v)
+                put(state.conv[n], slots, conv_in)
+        new_len = torch.clamp(cache_len + valid, max=left)
+        frames = take(state.frames, slots) + valid
+        if slots is None:
+            state.keys, state.values, state.conv = torch.stack(new_k), torch.stack(new_v), torch.stack(new_conv)
+            state.cache_len, state.frames = new_len, frames
+        else:
+            put(state.cache_len, slots, new_len)
+            put(state.frames, slots, frames)
         return x, valid

@@ -63,6 +63,21 @@ class LogMel(nn.Module):
         self.register_buffer("filterbank", filterbank.contiguous(), persistent=False)
         self.register_buffer("window", padded, persistent=False)
 
+    def on_host(self) -> "LogMel":
+        """This front end on the CPU (itself there; else a cached copy): ``MelStream`` runs per
+        stream on the host, the engine copies one batch of frames per step to the device."""
+        if self.window.device.type == "cpu":
+            return self
+        source, host = self.__dict__.get("_host", (None, None))
+        if source is not self.window:  # .to() gives new buffer tensors: copy again
+            host = LogMel(self.config, self.filterbank.float().cpu(), self.window.float().cpu()[self._window_span()])
+            self.__dict__["_host"] = (self.window, host)  # not a submodule: stays on the host
+        return host
+
+    def _window_span(self) -> slice:
+        left = (self.config.n_fft - self.config.win_length) // 2
+        return slice(left, left + self.config.win_length)
+
     @property
     def lookahead_samples(self) -> int:
         """Samples past a frame's centre its window still reads (win/2)."""
@@ -113,7 +128,7 @@ class MelStream:
     """
 
     def __init__(self, logmel: LogMel):
-        self.logmel = logmel
+        self.logmel = logmel = logmel.on_host()
         cfg = logmel.config
         self.hop = cfg.hop_length
         self.half = cfg.n_fft // 2

@@ -15,6 +15,7 @@ from torch import nn
 
 from .config import EncoderConfig
 from .linear import Linear
+from .rows import Rows, put, take
 
 
 @dataclass
@@ -23,9 +24,13 @@ class SubsamplingState:
     frames_in: list[torch.Tensor]  # per stage: (B,) valid input frames seen so far
     frames_out: list[torch.Tensor]  # per stage: (B,) output frames produced so far
 
-    def select(self, index: torch.Tensor) -> "SubsamplingState":
-        return SubsamplingState([p[index] for p in self.pending], [f[index] for f in self.frames_in],
-                                [f[index] for f in self.frames_out])
+
+def _put(tensors: list[torch.Tensor], i: int, slots: Rows | None, new: torch.Tensor) -> None:
+    """Stage i's new state: in place into rows ``slots``, or a new tensor when None."""
+    if slots is None:
+        tensors[i] = new.clone()
+    else:
+        put(tensors[i], slots, new)
 
 
 class SubsamplingLayer(nn.Module):
@@ -78,15 +83,17 @@ class Subsampling(nn.Module):
 
     def _stage_total(self, frames_in: torch.Tensor) -> torch.Tensor:
         k, s = self.kernel, self.stride
-        out = torch.div(frames_in + (k - 1) + (s - 1) - k, s, rounding_mode="floor") + 1
-        return torch.where(frames_in > 0, out, 0)  # nothing in, nothing out (a stream closed without audio)
+        return torch.div(frames_in + (k - 1) + (s - 1) - k, s, rounding_mode="floor") + 1
 
     def forward(self, mel: torch.Tensor, valid: torch.Tensor, final: torch.Tensor,
-                state: SubsamplingState, lead: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                state: SubsamplingState, lead: torch.Tensor | None = None,
+                slots: Rows | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """mel (B, T, F) new mel frames; valid (B,) how many are real (rows that are not final
         must have all T valid); final (B,) bool: this is the row's last call; lead (B,) zero
         frames in front of a row's real frames (a first chunk in an aligned state), whose
-        outputs are discarded stage by stage.
+        outputs are discarded stage by stage; slots (B,): rows of ``state`` to read and update
+        in place (None: all of it, replaced). Shapes follow from T alone (no host reads): with
+        an aligned state, T a multiple of the factor keeps the pending shapes fixed.
         Returns (B, T', hidden) scaled embeddings and their valid counts (B,)."""
         x = mel.unsqueeze(1)  # (B, 1, T, F)
         if lead is None:
@@ -94,33 +101,35 @@ class Subsampling(nn.Module):
         stages = [self.conv_in, *self.layers]
         steady = x.shape[2]  # frames of the rows that are not final (the rest is tail padding)
         for i, conv in enumerate(stages):
-            x, valid, lead, steady = self._stage(i, conv, x, valid, lead, final, state, steady)
-            x = torch.relu_(x)  # the stage's own output (conv or mask result), so in place is safe
-        if bool((lead != 0).any()):
-            raise ValueError("lead frames must vanish by the last subsampling stage")
+            x, valid, lead, steady = self._stage(i, conv, x, valid, lead, final, state, steady, slots)
+            x = torch.relu_(x)  # the stage's own output (a mask result), so in place is safe
+        # lead frames vanish by the last stage: first_chunk_lead (factor - 1) leaves junk 3, 1, 0
         b, c, t, f = x.shape
         x = self.linear(x.transpose(1, 2).reshape(b, t, c * f))
         return x * self.scale if self.scale != 1.0 else x, valid
 
-    def _stage(self, i, conv, x, valid, lead, final, state, t_steady):
+    def _stage(self, i, conv, x, valid, lead, final, state, t_steady, slots):
         k, s = self.kernel, self.stride
         t_new = x.shape[2]
         time = torch.arange(t_new, device=x.device)[None, :]
         keep = (time >= lead[:, None]) & (time < (lead + valid)[:, None])
-        if not bool(keep.all()):  # steady chunks are all real frames: skip a pass over the maps
-            x = x * keep[:, None, :, None].to(x.dtype)
-        buf = torch.cat([state.pending[i], x], dim=2)
-        p = state.pending[i].shape[2]
+        x = x * keep[:, None, :, None].to(x.dtype)
+        pending = take(state.pending[i], slots)
+        buf = torch.cat([pending, x], dim=2)
+        p = pending.shape[2]
         steady = (p + t_steady - k) // s + 1 if p + t_steady >= k else 0
         # outputs before the one whose window starts at the first real frame's left pad
         junk = torch.where(lead > 0, torch.div(p + lead - k + 1, s, rounding_mode="floor"), torch.zeros_like(lead))
-        total_in = state.frames_in[i] + valid
-        remaining = self._stage_total(total_in) - state.frames_out[i]
+        total_in = take(state.frames_in[i], slots) + valid
+        frames_out = take(state.frames_out[i], slots)
+        remaining = self._stage_total(total_in) - frames_out
         real = torch.where(final, remaining, steady - junk)
         n_out = junk + real
-        n_max = int(n_out.max()) if n_out.numel() else 0
+        # every output a window over the buffer and the offline right pad can make: a bound on
+        # n_out from shapes alone (equal to ``steady`` for whole chunks of an aligned state)
+        reach = buf.shape[2] + s - 1
+        n_max = (reach - k) // s + 1 if reach >= k else 0
         need = s * (n_max - 1) + k if n_max > 0 else 0
-        # a batch of final rows can be shorter than the steady length: pad so state shapes stay fixed
         width = max(need, p + t_steady)
         if width > buf.shape[2]:
             buf = nn.functional.pad(buf, (0, 0, 0, width - buf.shape[2]))
@@ -131,12 +140,11 @@ class Subsampling(nn.Module):
             out = buf_f.new_zeros(buf.shape[0], self.config.subsampling_channels, 0, self._freq_out(buf_f.shape[3]))
         out_time = torch.arange(out.shape[2], device=x.device)[None, :]
         out_keep = (out_time >= junk[:, None]) & (out_time < n_out[:, None])
-        if not bool(out_keep.all()):
-            out = out * out_keep[:, None, :, None].to(out.dtype)
+        out = out * out_keep[:, None, :, None].to(out.dtype)
         # what a continuing row keeps; a final row's pending is never used again
-        state.pending[i] = buf[:, :, s * steady:p + t_steady].clone()
-        state.frames_in[i] = total_in
-        state.frames_out[i] = state.frames_out[i] + real
+        _put(state.pending, i, slots, buf[:, :, s * steady:p + t_steady])
+        _put(state.frames_in, i, slots, total_in)
+        _put(state.frames_out, i, slots, frames_out + real)
         return out, real, junk, steady
 
     def _freq_out(self, padded_freq: int) -> int:

@@ -1,13 +1,13 @@
 """ONNX Runtime backend: the conformer stack runs in ONNX Runtime, the rest stays in torch.
 
-``OrtModel`` stands in for ``NemotronASR`` wherever the engine, the slot pools and the decoding
+``OrtModel`` stands in for ``NemotronASR`` wherever the engine, the state arenas and the model
 step use a model: it has the same ``encode`` signature and hands every other attribute (config,
 front end, subsampling, prediction net, joint, initial states) to the torch model. So offline
 transcription, streaming sessions, the engine and the server run on it unchanged, with the same
-per-stream state tensors (slots.py gathers and scatters them as before).
+per-stream state tensors (rows of the step's state arena, read by slot and written back in place).
 
 Per call, the cache tensors are bound to ONNX Runtime by address (IOBinding): no copies in or
-out, and the new caches land directly in torch tensors the slot pool scatters. The position
+out, and the new caches land directly in torch tensors copied into the arena's rows. The position
 projections, masks and index tables come from the torch model's per-block-length caches.
 """
 
@@ -24,6 +24,7 @@ import torch
 from ..errors import OnePassError
 from ..model.asr import NemotronASR
 from ..model.encoder import EncoderState
+from ..model.rows import put, take
 from ..model.transducer import Joint, PredictionNet
 from .export import CORE_FILE, CORE_FORMAT, MANIFEST
 from .graphs import PER_LAYER, PER_LAYER_OUT, block_inputs
@@ -155,29 +156,41 @@ class OrtModel:
 
     @torch.no_grad()
     def encode(self, mel: torch.Tensor, mel_valid: torch.Tensor, final: torch.Tensor, state: EncoderState,
-               right_context: int, prompt: torch.Tensor | None, lead: torch.Tensor | None = None):
-        """Same contract as ``NemotronASR.encode``; updates ``state``."""
+               right_context: int, prompt: torch.Tensor | None, lead: torch.Tensor | None = None,
+               slots=None):
+        """Same contract as ``NemotronASR.encode``; updates ``state`` (rows ``slots`` in place)."""
         m = self.torch_model
         cfg = m.config
-        x, valid = m.encoder.subsampling(mel, mel_valid, final, state.subsampling, lead)
+        x, valid = m.encoder.subsampling(mel, mel_valid, final, state.subsampling, lead, slots)
         b, t, _ = x.shape
         if t == 0:  # no new encoder frame (a final chunk of under 8 mel frames): nothing to run
             return (x.new_zeros(b, 0, cfg.encoder.hidden_size), x.new_zeros(b, 0, cfg.pred_hidden), valid)
-        positions, rel_index, mask, row_valid = block_inputs(m, t, right_context, valid, state.cache_len)
-        feeds = {"x": x, "valid": valid, "keys": state.keys, "values": state.values, "conv": state.conv,
+        rows = (lambda s, dim: take(s, slots, dim))
+        cache_len = rows(state.cache_len, 0)
+        keys, values, conv = rows(state.keys, 1), rows(state.values, 1), rows(state.conv, 1)
+        positions, rel_index, mask, row_valid = block_inputs(m, t, right_context, valid, cache_len)
+        feeds = {"x": x, "valid": valid, "keys": keys, "values": values, "conv": conv,
                  "positions": positions, "rel_index": rel_index, "mask": mask, "row_valid": row_valid}
         if "prompt" in self._inputs:
             if prompt is None:
                 raise ValueError("this model needs a prompt index per stream")
             feeds["prompt"] = prompt
         outs = {"enc": torch.empty(b, t, cfg.encoder.hidden_size), "proj": torch.empty(b, t, cfg.pred_hidden),
-                "keys_next": self._buffers.take("keys", state.keys),  # stacked (N, B, ...): bound per layer
-                "values_next": self._buffers.take("values", state.values),
-                "conv_next": self._buffers.take("conv", state.conv)}
+                "keys_next": self._buffers.take("keys", keys),  # stacked (N, B, ...): bound per layer
+                "values_next": self._buffers.take("values", values),
+                "conv_next": self._buffers.take("conv", conv)}
         self._run(feeds, outs)
-        state.keys, state.values, state.conv = outs["keys_next"], outs["values_next"], outs["conv_next"]
-        state.cache_len = torch.clamp(state.cache_len + valid, max=cfg.encoder.left_context)
-        state.frames = state.frames + valid
+        new_len = torch.clamp(cache_len + valid, max=cfg.encoder.left_context)
+        frames = rows(state.frames, 0) + valid
+        if slots is None:
+            state.keys, state.values, state.conv = outs["keys_next"], outs["values_next"], outs["conv_next"]
+            state.cache_len, state.frames = new_len, frames
+        else:  # into the arena's rows; the output buffers are reused next call
+            put(state.keys, slots, outs["keys_next"], 1)
+            put(state.values, slots, outs["values_next"], 1)
+            put(state.conv, slots, outs["conv_next"], 1)
+            put(state.cache_len, slots, new_len)
+            put(state.frames, slots, frames)
         return outs["enc"], outs["proj"], valid
 
     def _run(self, feeds: dict[str, torch.Tensor], outs: dict[str, torch.Tensor]) -> None:

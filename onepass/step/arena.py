@@ -1,0 +1,129 @@
+"""Per chunk size: the model state of every stream, preallocated, one row per slot.
+
+Row 0 is the scratch slot: padding rows of a bucketed batch read and write it, so a step never
+needs a data-dependent shape and never touches another stream's row. Rows 1..capacity belong
+to streams. A step reads the rows of its slots and writes the new state back into the same
+rows in place (``index_copy_``), layer by layer: no per-step gather of the whole state, no
+growth by ``torch.cat``. The arena grows only when every slot is taken, in blocks; that
+allocates new tensors (new addresses), so ``generation`` changes and captured CUDA graphs of
+the old generation are dropped (``onepass.step.graphs``). Size it with ``capacity`` up front
+where graphs matter.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..decoding.greedy import DecoderState, initial_decoder_state
+from ..model.asr import NemotronASR
+from ..model.encoder import EncoderState
+from ..model.rows import Rows, put, take
+from ..model.subsampling import SubsamplingState
+
+SCRATCH = 0  # the padding row
+
+
+def _fields(enc: EncoderState, dec: DecoderState) -> list[tuple[torch.Tensor, int]]:
+    """(tensor, slot dim) of every state tensor, in a fixed order: the one place that knows the layout."""
+    sub = enc.subsampling
+    return ([(enc.keys, 1), (enc.values, 1), (enc.conv, 1), (enc.cache_len, 0), (enc.frames, 0)]
+            + [(t, 0) for t in sub.pending + sub.frames_in + sub.frames_out]
+            + [(dec.h, 1), (dec.c, 1), (dec.pred, 0)])
+
+
+def _build(tensors: list[torch.Tensor], stages: int) -> tuple[EncoderState, DecoderState]:
+    k, v, conv, cache_len, frames = tensors[:5]
+    sub = tensors[5:5 + 3 * stages]
+    h, c, pred = tensors[5 + 3 * stages:]
+    return (EncoderState(SubsamplingState(sub[:stages], sub[stages:2 * stages], sub[2 * stages:]),
+                         k, v, conv, cache_len, frames), DecoderState(h, c, pred))
+
+
+@torch.no_grad()
+def _initial(model: NemotronASR, rows: int) -> tuple[EncoderState, DecoderState]:
+    return model.encoder.initial_state(rows, aligned=True), initial_decoder_state(model, rows)
+
+
+class StateArena:
+    """Encoder caches (K/V, conv, subsampling pending frames, cache lengths, frame counters) and
+    prediction-net state (h, c, last prediction output) of up to ``capacity`` streams of one
+    right context, plus the scratch row."""
+
+    def __init__(self, model: NemotronASR, right_context: int, capacity: int = 8, growth: int = 8):
+        self.model = model
+        self.right_context = right_context
+        self.growth = max(1, growth)
+        self.stages = model.config.encoder.subsampling_layers
+        self.capacity = max(1, capacity)
+        self.generation = 0  # bumped when the tensors are reallocated
+        self.encoder, self.decoder = _initial(model, self.capacity + 1)
+        self._row0 = _initial(model, 1)
+        self.free = list(range(self.capacity, 0, -1))  # pop() gives the lowest free slot
+        self.last_slots: tuple[int, ...] | None = None  # slots of the last step run on this arena
+
+    @property
+    def scratch(self) -> int:
+        return SCRATCH
+
+    @property
+    def in_use(self) -> int:
+        return self.capacity - len(self.free)
+
+    @property
+    def _resident(self) -> tuple[int, ...] | None:
+        """The batch whose state is in place (every batch is, here: there is no write-back)."""
+        return self.last_slots
+
+    def acquire(self) -> int:
+        """A free slot, reset to the initial state (grows the arena when none is free)."""
+        if not self.free:
+            self.grow(self.capacity + self.growth)
+        slot = self.free.pop()
+        self.reset(slot)
+        return slot
+
+    def release(self, slot: int) -> None:
+        if not 1 <= slot <= self.capacity or slot in self.free:
+            raise ValueError(f"slot {slot} is not in use")
+        self.free.append(slot)
+        self.free.sort(reverse=True)  # lowest first: busy slots stay packed at the front
+
+    def reset(self, slot: int) -> None:
+        """Initial state (a stream's first chunk) in row ``slot``."""
+        index = torch.tensor([slot], device=self.encoder.frames.device)
+        for (dst, dim), (src, _) in zip(self.fields(), _fields(*self._row0)):
+            dst.index_copy_(dim, index, src)
+
+    def fields(self) -> list[tuple[torch.Tensor, int]]:
+        return _fields(self.encoder, self.decoder)
+
+    def grow(self, capacity: int) -> None:
+        """Reallocate for ``capacity`` streams, keeping every row (new addresses: a new generation)."""
+        if capacity <= self.capacity:
+            return
+        fresh_enc, fresh_dec = _initial(self.model, capacity + 1)
+        fresh = _fields(fresh_enc, fresh_dec)
+        for (dst, dim), (src, _) in zip(fresh, self.fields()):
+            dst.narrow(dim, 0, src.shape[dim]).copy_(src)
+        self.encoder, self.decoder = fresh_enc, fresh_dec
+        self.free = sorted(self.free + list(range(self.capacity + 1, capacity + 1)), reverse=True)
+        self.capacity = capacity
+        self.generation += 1
+
+    def decoder_rows(self, slots: Rows) -> DecoderState:
+        """The prediction-net state of ``slots``: views for a slice; for an index tensor a working
+        copy for one decoding call (a few KB per row, updated many times per step) that
+        ``write_decoder`` puts back."""
+        d = self.decoder
+        return DecoderState(take(d.h, slots, 1), take(d.c, slots, 1), take(d.pred, slots))
+
+    def write_decoder(self, slots: Rows, state: DecoderState) -> None:
+        if isinstance(slots, slice):
+            return  # the decoder wrote through the views
+        d = self.decoder
+        put(d.h, slots, state.h, 1)
+        put(d.c, slots, state.c, 1)
+        put(d.pred, slots, state.pred)
+
+    def state_bytes_per_stream(self) -> int:
+        return sum(t.numel() // t.shape[d] * t.element_size() for t, d in self.fields())
