@@ -23,6 +23,10 @@ from tests.conftest import stream_in_pieces
 
 FIXTURES = Path(__file__).parent / "fixtures" / "nemo"
 REFS = json.loads((FIXTURES / "references.json").read_text())
+# NeMo's offline text (language tags stripped, as the released decoding config does) for token ids,
+# the recorded cases' among them: tools/nemo_fixtures/make_text_references.py
+NEMO_TEXT = {name: {tuple(c["token_ids"]): c["text"] for c in m["cases"]}
+             for name, m in json.loads((FIXTURES / "text_references.json").read_text(encoding="utf-8"))["models"].items()}
 
 
 @lru_cache(maxsize=None)
@@ -64,6 +68,7 @@ def test_offline_token_ids(name):
         got = asr.transcribe(audio(c["audio"]), 16000, language=_language(asr, c),
                              chunk_ms=(c["right_context"] + 1) * 80)
         assert got.token_ids == c["token_ids"], (c["audio"], c["language"], c["right_context"])
+        assert got.text == NEMO_TEXT[name][tuple(got.token_ids)], (c["audio"], c["language"])
 
 
 @pytest.mark.parametrize("name", sorted(REFS["models"]))
@@ -75,6 +80,7 @@ def test_streaming_token_ids(name):
         got, _ = stream_in_pieces(asr, audio(c["audio"]), _language(asr, c), (c["right_context"] + 1) * 80,
                                   seed=c["right_context"])
         assert got.token_ids == offline[key], key
+        assert got.text == NEMO_TEXT[name][tuple(got.token_ids)], key  # NeMo's offline text, streaming too
         if c["token_ids"] == offline[key]:
             compared_with_nemo_stream += 1
         else:  # NeMo's stream differs from NeMo's offline only at the end
