@@ -122,7 +122,7 @@ class Engine:
         flush, the "flushed" event is returned at once."""
         s = self.stream(stream_id)
         if not flush:
-            return [self._end_utterance(s, reason="finalize")] if s.text.text else []
+            return [self._end_utterance(s, reason="finalize")] if s.text.has_text(s.emitted.token_ids) else []
         if s.input_done:
             raise OnePassError("this stream is already finished")
         if s.segment_input == 0 and not s.segment_ends:  # nothing new: the stream is already at a boundary
@@ -206,9 +206,10 @@ class Engine:
             if e.token_ids:
                 events.append(self._partial(s, e.token_ids, latency))
             blank_ms = s.blank_frames * FRAME_S * 1000
-            if s.text.text and is_final:
+            has_text = s.text.has_text(s.emitted.token_ids)
+            if has_text and is_final:
                 events.append(self._end_utterance(s, latency, "finalize" if s.segment_ends else "end"))
-            elif s.text.text and s.endpoint_ms is not None and blank_ms >= s.endpoint_ms:
+            elif has_text and s.endpoint_ms is not None and blank_ms >= s.endpoint_ms:
                 events.append(self._end_utterance(s, latency, "endpoint"))
             if s.silence_armed and s.silence_ms is not None and blank_ms >= s.silence_ms:
                 s.silence_armed = False

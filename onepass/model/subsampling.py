@@ -83,7 +83,8 @@ class Subsampling(nn.Module):
 
     def _stage_total(self, frames_in: torch.Tensor) -> torch.Tensor:
         k, s = self.kernel, self.stride
-        return torch.div(frames_in + (k - 1) + (s - 1) - k, s, rounding_mode="floor") + 1
+        out = torch.div(frames_in + (k - 1) + (s - 1) - k, s, rounding_mode="floor") + 1
+        return torch.where(frames_in > 0, out, 0)  # nothing in, nothing out (a stream closed without audio)
 
     def forward(self, mel: torch.Tensor, valid: torch.Tensor, final: torch.Tensor,
                 state: SubsamplingState, lead: torch.Tensor | None = None,
