@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parents[1])]  # siblings, then the checkout's onepass
 
 # onepass dependencies that the device image lacks and that are NOT carried as wheels (tools/gpu/
-# prepare.sh carries transformers, soundfile, soxr, cffi, pycparser): the rehearsal refuses to import
+# prepare.sh carries transformers, regex, soundfile, soxr, cffi, pycparser): the rehearsal refuses to import
 # them, so a check that needs one fails here, not on the device.
 NOT_ON_DEVICE = ("fastapi", "starlette", "uvicorn", "pydantic", "pydantic_core", "websockets", "multipart",
                  "python_multipart", "jiwer", "sherpa_onnx")
@@ -98,9 +98,9 @@ DEVICE = Profile(
     name="device", device="cuda", budget_s=420.0, preset="nemotron-3.5", identity_limit=None,
     graph_chunks_ms=CHUNKS_MS, graph_buckets=(1, 2, 4, 8, 16, 32, 64), graph_real_buckets=(1, 8, 64, 256),
     graph_real_chunk_ms=160, graph_steps=6, agreement_clips=32, agreement_s=8.0, agreement_chunks_ms=(160, 1120),
-    time_chunks_ms=CHUNKS_MS, time_buckets=(1, 4, 16, 64, 128, 256, 512, 1024, 2048, 4096), time_reps=5,
-    capacity_chunks_ms=CHUNKS_MS, trial_s=4.0, min_chunks=4, max_streams=6144, ratio=1.15,
-    reserve_s=dict(env=400, identity=370, graphs=330, bf16_agreement=280, step_times=200, memory=190, capacity=0))
+    time_chunks_ms=CHUNKS_MS, time_buckets=(1, 16, 64, 256, 1024, 2048, 4096), time_reps=3,
+    capacity_chunks_ms=CHUNKS_MS, trial_s=3.0, min_chunks=3, max_streams=6144, ratio=1.2,
+    reserve_s=dict(env=400, identity=365, graphs=290, bf16_agreement=245, step_times=165, memory=158, capacity=0))
 REHEARSAL = Profile(
     name="rehearsal", device="cpu", budget_s=270.0, preset="tiny", identity_limit=None,
     graph_chunks_ms=CHUNKS_MS, graph_buckets=(1, 2, 4, 8), graph_real_buckets=(1, 8), graph_real_chunk_ms=160,
@@ -180,15 +180,21 @@ class Check:
         self.cuda_or_rehearsal()
         identity.exact_float32()
         rows = part["buckets"] = []
-        for model_name, asr, chunks, buckets in (
-                ("tiny_nemotron35 fp32", self.tiny(), self.p.graph_chunks_ms, self.p.graph_buckets),
-                (f"{self.p.preset} bf16", None, (self.p.graph_real_chunk_ms,), self.p.graph_real_buckets)):
+        models = ((f"{self.p.preset} bf16", lambda: self.real(torch.bfloat16), (self.p.graph_real_chunk_ms,),
+                   self.p.graph_real_buckets),  # first: it builds the model the later sections use
+                  ("tiny_nemotron35 fp32", self.tiny, self.p.graph_chunks_ms, self.p.graph_buckets))
+        for model_name, get, chunks, buckets in models:
+            try:
+                asr = get()
+            except Exception as exc:  # noqa: BLE001 - the other model's buckets still run
+                part.setdefault("model_errors", {})[model_name] = f"{type(exc).__name__}: {exc}"
+                self.log(f"  {model_name}: {type(exc).__name__}: {exc}")
+                continue
             for chunk_ms in chunks:
                 for b in buckets:
                     if self.report.time_left() < self.p.reserve_s["graphs"]:
                         part["complete"] = False
                         break
-                    asr = asr or self.real(torch.bfloat16)
                     row = stepcheck.graph_equality(asr, chunk_ms, b, self.p.graph_steps, seed=b + chunk_ms)
                     rows.append(dict(model=model_name, **row))
                     self.log(f"  {model_name} {chunk_ms} ms bucket {row['bucket']}: "
@@ -200,6 +206,8 @@ class Check:
         part["all_equal"] = bool(rows) and not bad
         if bad:
             part["status"] = f"failed: {len(bad)} of {len(rows)} buckets differ"
+        elif "model_errors" in part:
+            part["status"] = "error: " + "; ".join(f"{k}: {v}" for k, v in part["model_errors"].items())
 
     def bf16_agreement(self, part: dict) -> None:
         self.cuda_or_rehearsal()
@@ -220,9 +228,9 @@ class Check:
         total.update(edits=edits, fp32_tokens=tokens, agreement=round(1 - edits / tokens, 5) if tokens else None)
         part["agreement"] = total["agreement"]
         part["goal"] = 0.995
-        if self.p.device == "cuda":  # the real figure; in the rehearsal a tiny model is only exercised
-            self._real.pop(torch.float32, None)
-            torch.cuda.empty_cache()
+        del fp32, bf16
+        self._real.pop(torch.float32, None)  # the later sections run bf16 only
+        self._free()
 
     def step_times(self, part: dict) -> None:
         self.cuda_or_rehearsal()
@@ -232,16 +240,17 @@ class Check:
         rows = part["rows"] = []
         for chunk_ms in self.p.time_chunks_ms:
             cap = self._fit(asr, max(self.p.time_buckets))
-            steppers = {m: stepcheck.Stepper(asr, chunk_ms, cap, graph=m == "graph") for m in ("eager", "graph")}
-            for m, s in steppers.items():
-                if m == "graph":  # share one arena: half the memory, and graphs see the eager-written state
-                    s.arena, s.slots = steppers["eager"].arena, steppers["eager"].slots
+            eager = stepcheck.Stepper(asr, chunk_ms, cap, graph=False)
+            # one arena for both: half the memory (the graph replays on the state eager steps wrote)
+            steppers = {"eager": eager, "graph": stepcheck.Stepper(asr, chunk_ms, cap, graph=True, share=eager)}
             slow = set()
             for b in self.p.time_buckets:
                 if b > cap or self.report.time_left() < self.p.reserve_s["step_times"]:
                     part["complete"] = False
                     break
                 row = dict(chunk_ms=chunk_ms, bucket=b)
+                if asr.device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats()
                 for m, s in steppers.items():
                     if m in slow:
                         continue
@@ -253,6 +262,8 @@ class Check:
                 row["graph_mode"] = steppers["graph"].mode
                 if "eager_ms" in row and "graph_ms" in row:
                     row["speedup"] = round(row["eager_ms"] / row["graph_ms"], 2)
+                if asr.device.type == "cuda":
+                    row["gpu_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
                 rows.append(row)
                 self.log(f"  {chunk_ms} ms bucket {b}: eager {row.get('eager_ms')} ms, graph {row.get('graph_ms')} ms")
                 self.report.write()
@@ -327,6 +338,22 @@ class Check:
             torch.cuda.empty_cache()
 
 
+def headline(s: dict) -> dict:
+    """The figures the issue's goals name, in one place (None where a section did not give them)."""
+    ident, cap = s["identity"], s["capacity"]
+    steps = s["step_times"].get("rows", [])
+    return dict(
+        gpu=s["env"].get("gpu"),
+        identity=ident.get("identical"),
+        graph_replay_equal=s["graphs"].get("all_equal"),
+        bf16_agreement=s["bf16_agreement"].get("agreement"),
+        state_mb_per_stream=s["memory"].get("state_mb_per_stream"),
+        capacity_graphs=cap.get("graphs", {}).get("streams"),
+        capacity_eager=cap.get("eager", {}).get("streams"),
+        best_step_speedup={c: max((r["speedup"] for r in steps if r["chunk_ms"] == c and "speedup" in r), default=None)
+                           for c in sorted({r["chunk_ms"] for r in steps})})
+
+
 def profile_from_env() -> Profile:
     p = QUICK if os.environ.get("ONEPASS_GPU_QUICK") == "1" else (
         REHEARSAL if os.environ.get("ONEPASS_GPU_REHEARSAL") == "1" else DEVICE)
@@ -351,6 +378,7 @@ def main() -> int:
             report.data["sections"][name] = {"status": "not selected (ONEPASS_GPU_SECTIONS)"}
             continue
         report.section(name, getattr(check, name), p.reserve_s[name])
+    report.data["headline"] = headline(report.data["sections"])
     statuses = {k: v["status"] for k, v in report.data["sections"].items()}
     bad = {k: s for k, s in statuses.items() if s.startswith(("failed", "error"))}
     report.data["failed_sections"] = sorted(bad)

@@ -13,7 +13,8 @@
 #   ONEPASS_GPU_QUICK=1 bash tools/gpu/check.sh
 #
 # Settings: OUT, ONEPASS_GPU_BUDGET_S (seconds for check.py; default 420 device, 270 rehearsal,
-# 55 quick), ONEPASS_GPU_SECTIONS (comma list), PYTHON (interpreter).
+# 55 quick), ONEPASS_GPU_SECTIONS (comma list), PYTHON (interpreter), ONEPASS_GPU_WHEELS (1: install
+# the carried wheels, the device default; 0: not, the rehearsal default).
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export OUT=${OUT:-$PWD/gpu-check-out}
@@ -34,12 +35,14 @@ else py=python3; fi  # the device image's python3 holds its PyTorch
 # a private folder that shadows the image's own versions (transformers is pinned to the tested one).
 shopt -s nullglob
 wheels=("$ROOT"/tools/gpu/wheels/*.whl)
-if [[ ${#wheels[@]} -gt 0 && "${ONEPASS_GPU_REHEARSAL:-}${ONEPASS_GPU_QUICK:-}" == "" ]]; then
+rehearsal=${ONEPASS_GPU_REHEARSAL:-}${ONEPASS_GPU_QUICK:-}
+install=${ONEPASS_GPU_WHEELS:-$([[ -z "$rehearsal" ]] && echo 1 || echo 0)}  # 1: install them in a rehearsal too
+if [[ ${#wheels[@]} -gt 0 && "$install" == 1 ]]; then
     site=${TMPDIR:-/tmp}/onepass-gpu-site
     "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" \
         "${wheels[@]}" 2>&1 | tee -a "$OUT/check.log" || { echo "wheel install failed" | tee -a "$OUT/check.log"; exit 3; }
     export PYTHONPATH=$site${PYTHONPATH:+:$PYTHONPATH}
-elif [[ "${ONEPASS_GPU_REHEARSAL:-}${ONEPASS_GPU_QUICK:-}" == "" ]]; then
+elif [[ "$install" == 1 ]]; then
     echo "no wheels in tools/gpu/wheels (run tools/gpu/prepare.sh here and carry the folder); trying without" \
         | tee -a "$OUT/check.log"
 fi

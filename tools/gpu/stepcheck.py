@@ -37,7 +37,9 @@ def step_api():
 class Stepper:
     """One chunk size of one model: an arena of ``capacity`` streams, eager and graph steps on it."""
 
-    def __init__(self, asr, chunk_ms: int, capacity: int, graph: bool, seed: int = 0):
+    def __init__(self, asr, chunk_ms: int, capacity: int, graph: bool, seed: int = 0, share: Stepper | None = None):
+        """``share``: run on that stepper's arena and slots (graphs are keyed by arena, so each
+        stepper still captures its own)."""
         runner, graphs, Row, LABEL_LOOPING, step_body, read_output = step_api()
         self._graphs, self._Row, self._body, self._read = graphs, Row, step_body, read_output
         self._LL = LABEL_LOOPING
@@ -48,8 +50,11 @@ class Stepper:
         cfg = runner.StepConfig(decoder=LABEL_LOOPING, buckets=runner.GPU_BUCKETS,
                                 cuda_graphs=graph and self.cuda, graph_warmup=2, max_graphs=64)
         self.step = runner.ModelStep(self.model, cfg)
-        self.arena = self.step.arena(self.r, capacity=capacity)
-        self.slots = [self.arena.acquire() for _ in range(capacity)]
+        if share is not None:
+            self.arena, self.slots = share.arena, share.slots
+        else:
+            self.arena = self.step.arena(self.r, capacity=capacity)
+            self.slots = [self.arena.acquire() for _ in range(capacity)]
         self.frames = self.step.frames(self.r)
         self.prompt = asr.language("en-US").prompt if asr.config.has_prompt else 0
         self._static: dict[int, tuple] = {}  # bucket -> (static batch, label buffers): the rehearsal's "graph"
