@@ -25,6 +25,7 @@ import os
 import platform
 import sys
 import time
+import traceback
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -166,10 +167,12 @@ class Check:
                         cuda=torch.version.cuda)
         try:
             stepcheck.step_api()
+            from onepass.step import StepConfig
+
             part["step_api"] = "available"
+            part["step_config_default"] = asdict(StepConfig())
         except Unavailable as exc:
             part["step_api"] = f"unavailable: {exc}"
-        part["engine_graphs_setting"] = paced.graphs_field()
         self.cuda_or_rehearsal()
 
     def identity(self, part: dict) -> None:
@@ -254,13 +257,19 @@ class Check:
                 for m, s in steppers.items():
                     if m in slow:
                         continue
-                    ms = stepcheck.time_steps(s, b, self.p.time_reps)
+                    try:
+                        ms = stepcheck.time_steps(s, b, self.p.time_reps)
+                    except torch.cuda.OutOfMemoryError:
+                        row[f"{m}_ms"] = "out of memory"
+                        slow.add(m)
+                        self._free()
+                        continue
                     row[f"{m}_ms"] = round(ms, 3)
                     self.step_ms[m].setdefault(chunk_ms, {})[b] = ms
                     if ms > 2 * chunk_ms:
                         slow.add(m)
-                row["graph_mode"] = steppers["graph"].mode
-                if "eager_ms" in row and "graph_ms" in row:
+                row["graph_mode"], row["captures"] = steppers["graph"].mode, steppers["graph"].captures
+                if isinstance(row.get("eager_ms"), float) and isinstance(row.get("graph_ms"), float):
                     row["speedup"] = round(row["eager_ms"] / row["graph_ms"], 2)
                 if asr.device.type == "cuda":
                     row["gpu_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
@@ -294,10 +303,11 @@ class Check:
                     rule="p95 chunk latency <= chunk and no stream more than 2 chunks (+100 ms) behind")
         modes = ("graphs", "eager")
         pairs = [(m, c) for m in modes for c in self.p.capacity_chunks_ms]
+        setters = {}
         for m in modes:
             part[m] = {"status": "running", "chunks": []}
             try:
-                part[m]["settings"] = paced.check_mode(m, asr)
+                setters[m], part[m]["step"] = paced.step_setter(m, asr)
             except Unavailable as exc:
                 part[m]["status"] = f"unavailable: {exc}"
                 pairs = [p for p in pairs if p[0] != m]
@@ -306,20 +316,34 @@ class Check:
             step_ms = self.step_ms["graph" if m == "graphs" else "eager"].get(chunk_ms, {})
             guess = paced.seed_guess(step_ms, chunk_ms)
             self.log(f"  {m} {chunk_ms} ms: guess {guess}, {share:.0f} s")
-            with paced.engine_settings(**part[m]["settings"]) as settings:
-                part[m]["applied"] = {k: settings[k] for k in ("applied", "ignored", "via")}
-                res = paced.search(asr, clips, chunk_ms, guess, self.p.max_streams, self.p.trial_s,
-                                   self.p.min_chunks, time.monotonic() + share, self.p.ratio, settings, self.log)
+            try:
+                with paced.engine_settings(max_batch=paced.BIG_BATCH) as settings:
+                    part[m]["engine"] = {k: settings[k] for k in ("applied", "ignored", "via")}
+                    res = paced.search(asr, clips, chunk_ms, guess, self.p.max_streams, self.p.trial_s,
+                                       self.p.min_chunks, time.monotonic() + share, self.p.ratio, settings,
+                                       setters[m], self.log)
+            except Exception as exc:  # noqa: BLE001 - the other chunk sizes and modes still run
+                res = dict(chunk_ms=chunk_ms, streams=0, complete=False, error=f"{type(exc).__name__}: {exc}",
+                           traceback=traceback.format_exc(limit=6))
+                self.log(res["traceback"])
+                self._free()
             part[m]["chunks"].append(res)
             self.report.write()
+        if "eager" in setters:
+            setters["eager"]()  # leave the recognizer with the plain step
         for m in modes:
             if part[m]["status"] == "running":
                 done = part[m]["chunks"]
-                part[m]["status"] = "ok" if done and all(c["complete"] for c in done) else "incomplete: deadline"
+                errors = [c for c in done if "error" in c]
+                part[m]["status"] = (f"error: {len(errors)} chunk sizes raised" if errors else
+                                     "ok" if done and all(c["complete"] for c in done) else "incomplete: deadline")
                 part[m]["streams"] = {c["chunk_ms"]: c["streams"] for c in done}
         g, e = part["graphs"].get("streams"), part["eager"].get("streams")
         if g and e:
             part["graphs_over_eager"] = {c: round(g[c] / e[c], 2) if e.get(c) else None for c in g}
+        errors = [m for m in modes if part[m]["status"].startswith("error")]
+        if errors:
+            part["status"] = f"error: {', '.join(errors)} (see chunks)"
 
     # ---- helpers ---------------------------------------------------------------------
     def _fit(self, asr, streams: int) -> int:

@@ -21,14 +21,6 @@ from report import Unavailable
 BIG_BATCH = 1 << 16  # "no limit" on streams per step: the engine's default (32) would cap capacity
 
 
-def graphs_field() -> str | None:
-    """The EngineConfig field that switches CUDA graphs on, if this checkout's engine has one."""
-    from onepass.engine import EngineConfig
-
-    fields = EngineConfig.__dataclass_fields__
-    return next((f for f in ("cuda_graphs", "graphs") if f in fields), None)
-
-
 @contextmanager
 def engine_settings(**overrides):
     """Engine settings for the trials: through ``trial``'s own config argument where it has one,
@@ -56,8 +48,24 @@ def engine_settings(**overrides):
         engine_runs.EngineConfig = base
 
 
+def step_setter(mode: str, asr):
+    """A function that gives ``asr`` a fresh model step for ``mode`` ("graphs" or "eager"), and a
+    note; called before every trial, so no trial's engine can meet graphs captured on an earlier
+    trial's arenas (graphs are keyed by ``id(arena)``, which Python reuses once an arena is gone)."""
+    try:
+        from onepass.step import StepConfig
+    except ImportError as exc:
+        raise Unavailable(f"onepass.step is not importable ({exc})") from None
+    if not hasattr(asr, "configure_step") or "cuda_graphs" not in StepConfig.__dataclass_fields__:
+        raise Unavailable("Recognizer.configure_step(StepConfig(cuda_graphs=...)) is missing in this checkout")
+    graphs = mode == "graphs"
+    note = ("CUDA graphs" if asr.device.type == "cuda" else "no CUDA here: the step runs eagerly") if graphs \
+        else "eager step"
+    return (lambda: asr.configure_step(StepConfig(cuda_graphs=graphs))), note
+
+
 def search(asr, clips, chunk_ms: int, guess: int, max_streams: int, trial_s: float, min_chunks: int,
-           deadline: float, ratio: float, settings: dict, log) -> dict:
+           deadline: float, ratio: float, settings: dict, prepare, log) -> dict:
     from onepass.bench.engine_runs import trial
 
     cuda = asr.device.type == "cuda"
@@ -67,11 +75,18 @@ def search(asr, clips, chunk_ms: int, guess: int, max_streams: int, trial_s: flo
     def run(n: int) -> bool | None:
         if time.monotonic() + trial_s + 2 > deadline:
             return None
+        prepare()
         if cuda:
             torch.cuda.synchronize()
+            torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
-        t = trial(asr, clips, n, chunk_ms, trial_s, "en-US", staggered=True, min_chunks=min_chunks,
-                  **settings["kwargs"])
+        try:
+            t = trial(asr, clips, n, chunk_ms, trial_s, "en-US", staggered=True, min_chunks=min_chunks,
+                      **settings["kwargs"])
+        except torch.cuda.OutOfMemoryError:  # as good as a failed trial: n streams do not fit
+            trials.append(dict(streams=n, passed=False, error="CUDA out of memory"))
+            log(f"    {chunk_ms} ms x {n}: out of memory -> fail")
+            return False
         row = dataclasses.asdict(t)
         if cuda:
             row["gpu_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
@@ -113,14 +128,3 @@ def seed_guess(step_ms: dict[int, float], chunk_ms: int) -> int:
     """Largest measured bucket whose step takes at most half the chunk (1 when none does)."""
     fits = [b for b, ms in step_ms.items() if ms <= 0.5 * chunk_ms]
     return max(fits, default=1)
-
-
-def check_mode(mode: str, asr) -> dict:
-    """Engine overrides for a mode ("graphs" or "eager"); Unavailable when the engine cannot do it."""
-    field = graphs_field()
-    if mode == "graphs":
-        if field is None:
-            raise Unavailable("EngineConfig has no cuda_graphs setting yet (the engine does not run the "
-                              "captured step), so only the eager engine can be measured")
-        return {field: True, "max_batch": BIG_BATCH}
-    return ({field: False} if field else {}) | {"max_batch": BIG_BATCH}

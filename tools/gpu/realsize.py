@@ -21,11 +21,11 @@ def build(preset: str, seed: int = 0):
 
 
 def moved(asr, device: str, dtype: torch.dtype):
-    """A copy of ``asr`` on ``device`` in ``dtype``, prepared as ``onepass.load_model`` prepares a
-    loaded model (front end kept in float32, encoder tables rebuilt on the device)."""
+    """A copy of ``asr`` on ``device`` in ``dtype`` (``onepass.bench.factory.place``: the front end
+    stays float32, encoder tables are rebuilt on the device); the CPU original is kept."""
+    from onepass.bench.factory import place
     from onepass.recognizer import Recognizer
 
-    model = copy.deepcopy(asr.model).to(device=device, dtype=dtype)
-    model.frontend.float()
-    model.encoder.clear_tables()
-    return Recognizer(model, asr.tokenizer, asr.info)
+    copy_ = Recognizer(copy.deepcopy(asr.model), asr.tokenizer, asr.info)
+    place(copy_, device, str(dtype).replace("torch.", ""))
+    return copy_
