@@ -5,6 +5,10 @@ than 2 chunks behind). The search is seeded, because a doubling search from 1 to
 streams does not fit a device lease: it starts at a guess (from the step times), doubles or halves
 until it brackets the capacity, then bisects while the bracket is wider than ``ratio`` and time
 is left. ``complete`` is False where the deadline cut it short (the number is then a lower bound).
+
+Each trial starts a new engine, so with CUDA graphs its first steps of every bucket run eagerly
+(the step's warm-up) and are then captured, inside the trial's clock: the graph figures include
+that start-up cost (a few of a trial's first chunks), the eager ones have none.
 """
 
 from __future__ import annotations
