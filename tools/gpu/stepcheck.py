@@ -126,17 +126,17 @@ def _rows(t: torch.Tensor, dim: int, rows: int):
     return tuple(index)
 
 
-def time_steps(stepper: Stepper, bucket: int, reps: int) -> float:
-    """Median wall ms of one step of ``bucket`` full rows (batch built, run, labels read back)."""
-    rows_sets = [stepper.rows(bucket) for _ in range(3)]  # rotate fresh inputs
-    warm = 4 if stepper.graph else 2  # the graph side: warm-up, capture, first replay
+def time_steps(stepper: Stepper, rows_sets: list, reps: int) -> float:
+    """Median wall ms of one step of the given rows (batch built, run, labels read back), rotating
+    between the sets of rows (fresh inputs) after a warm-up."""
+    warm = 4 if stepper.graph else 2  # the graph side: 2 eager warm-ups, capture + replay, replay
     for i in range(warm):
-        stepper.run(rows_sets[i % 3])
+        stepper.run(rows_sets[i % len(rows_sets)])
     times = []
     for i in range(reps):
         _sync(stepper)
         t = time.perf_counter()
-        stepper.run(rows_sets[i % 3])  # read_output waits for the device
+        stepper.run(rows_sets[i % len(rows_sets)])  # read_output waits for the device
         times.append(1000 * (time.perf_counter() - t))
     return statistics.median(times)
 
