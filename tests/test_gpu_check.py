@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools" / "gpu"))
 
 from agreement import edit_distance, score  # noqa: E402
+from paced import bracket  # noqa: E402
 from report import SECTIONS  # noqa: E402
 
 
@@ -37,6 +38,7 @@ def test_quick_rehearsal_writes_the_device_json(tmp_path):
         assert part["status"] == "ok" or part["status"].startswith("unavailable:"), (name, part["status"])
         assert "wall_s" in part, name
     assert "summary:" in log
+    assert {"gpu", "torch", "step_api"} <= set(s["env"])  # device-only figures are there, as None
 
     ident = s["identity"]
     assert ident["status"] == "ok" and ident["identical"]
@@ -52,6 +54,7 @@ def test_quick_rehearsal_writes_the_device_json(tmp_path):
         assert {r["bucket"] for r in s["step_times"]["rows"]} == {1, 4}
         assert all(r["eager_ms"] > 0 and r["graph_ms"] > 0 for r in s["step_times"]["rows"])
         assert 0 < s["memory"]["state_bytes_per_stream"] < 2**20  # tiny model
+        assert set(s["memory"]["arena_bytes_per_stream_measured"]) == {"160"}
 
     assert 0.0 <= s["bf16_agreement"]["agreement"] <= 1.0
     assert {r["mode"] for r in s["bf16_agreement"]["runs"]} == {"offline", "engine stream"}
@@ -72,3 +75,22 @@ def test_agreement_counts_token_edits():
     got = score([[1, 2, 3, 4], [5]], [[1, 2, 4], [5]])
     assert got["edits"] == 1 and got["fp32_tokens"] == 5 and got["identical_clips"] == 1
     assert got["agreement"] == 0.8
+
+
+def test_capacity_search_brackets_then_bisects():
+    for capacity in (0, 1, 5, 37, 100, 4096):
+        for guess in (1, 16, 5000):
+            tried = []
+
+            def run(n):
+                tried.append(n)
+                return n <= capacity
+
+            best, worst, complete = bracket(run, guess, max_streams=6144, ratio=1.2)
+            assert complete and best == capacity or (best < capacity < worst <= 1.2 * best), (capacity, guess)
+            assert worst is None or worst > capacity
+            assert len(tried) <= 20
+    # out of time: the last pass is a lower bound, and says so
+    calls = iter([True, True, None])
+    best, worst, complete = bracket(lambda n: next(calls), 8, 6144, 1.2)
+    assert (best, worst, complete) == (16, None, False)

@@ -160,6 +160,7 @@ class Check:
                 part[name] = __import__(name).__version__
             except Exception as exc:  # noqa: BLE001
                 part[name] = f"missing: {exc}"
+        part.update(gpu=None, gpu_memory_gib=None, capability=None, sms=None, cuda=None)  # same keys everywhere
         if torch.cuda.is_available():
             props = torch.cuda.get_device_properties(0)
             part.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1),
@@ -274,8 +275,8 @@ class Check:
                 row["graph_mode"], row["captures"] = steppers["graph"].mode, steppers["graph"].captures
                 if isinstance(row.get("eager_ms"), float) and isinstance(row.get("graph_ms"), float):
                     row["speedup"] = round(row["eager_ms"] / row["graph_ms"], 2)
-                if asr.device.type == "cuda":
-                    row["gpu_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+                row["gpu_peak_mb"] = (round(torch.cuda.max_memory_allocated() / 2**20, 1)
+                                      if asr.device.type == "cuda" else None)
                 rows.append(row)
                 self.log(f"  {chunk_ms} ms bucket {b}: eager {row.get('eager_ms')} ms, graph {row.get('graph_ms')} ms")
                 self.report.write()
@@ -291,10 +292,9 @@ class Check:
         part["dtype"] = "bfloat16"
         per = stepcheck.state_bytes_per_stream(asr)
         part.update(state_bytes_per_stream=per, state_mb_per_stream=round(per / 2**20, 3), goal_mb=6.0)
-        if asr.device.type == "cuda":
-            part["arena_bytes_per_stream_measured"] = {
-                c: stepcheck.arena_bytes_measured(asr, c, 256) for c in self.p.time_chunks_ms}
-            self._free()
+        part["arena_bytes_per_stream_measured"] = {  # the allocator's count: None without CUDA
+            c: stepcheck.arena_bytes_measured(asr, c, 256) for c in self.p.time_chunks_ms}
+        self._free()
 
     def capacity(self, part: dict) -> None:
         self.cuda_or_rehearsal()

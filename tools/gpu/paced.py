@@ -74,7 +74,6 @@ def search(asr, clips, chunk_ms: int, guess: int, max_streams: int, trial_s: flo
 
     cuda = asr.device.type == "cuda"
     trials: list[dict] = []
-    best, worst = 0, None
 
     def run(n: int) -> bool | None:
         if time.monotonic() + trial_s + 2 > deadline:
@@ -92,15 +91,24 @@ def search(asr, clips, chunk_ms: int, guess: int, max_streams: int, trial_s: flo
             log(f"    {chunk_ms} ms x {n}: out of memory -> fail")
             return False
         row = dataclasses.asdict(t)
-        if cuda:
-            row["gpu_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        row["gpu_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None
         trials.append(row)
         log(f"    {chunk_ms} ms x {n}: p95 {t.latency_p95_ms:.0f} ms, lag {t.end_lag_max_s:.2f} s, "
             f"batch {t.mean_batch:.1f} -> {'pass' if t.passed else 'fail'}{' (aborted)' if t.aborted else ''}")
         return t.passed
 
+    best, worst, complete = bracket(run, guess, max_streams, ratio)
+    return dict(chunk_ms=chunk_ms, streams=best, first_failure=worst, guess=guess, complete=complete,
+                at_max_streams=best >= max_streams, trials=trials)
+
+
+def bracket(run, guess: int, max_streams: int, ratio: float) -> tuple[int, int | None, bool]:
+    """(largest passing n, smallest failing n, complete) for ``run(n)`` -> True (pass), False (fail)
+    or None (no time left): from ``guess``, double or halve until pass and fail are bracketed, then
+    bisect while the failure is more than ``ratio`` times the pass."""
+    best, worst = 0, None
     n, complete = max(1, min(guess, max_streams)), True
-    while True:  # bracket: best passes, worst fails
+    while True:
         ok = run(n)
         if ok is None:
             complete = False
@@ -124,8 +132,7 @@ def search(asr, clips, chunk_ms: int, guess: int, max_streams: int, trial_s: flo
             best = mid
         else:
             worst = mid
-    return dict(chunk_ms=chunk_ms, streams=best, first_failure=worst, guess=guess, complete=complete,
-                at_max_streams=best >= max_streams, trials=trials)
+    return best, worst, complete
 
 
 def seed_guess(step_ms: dict[int, float], chunk_ms: int) -> int:
