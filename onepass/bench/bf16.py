@@ -5,7 +5,15 @@
 Builds the calibrated random-init model of ``bench.factory`` (real shapes, a realistic blank
 rate), transcribes speech-like clips through the model step in float32 and with the network in
 bfloat16 (front end in float32 in both, so both see the same features), and prints per-clip and
-total token agreement, 1 - (token edit distance / fp32 tokens), as JSON.
+total token agreement, 1 - (token edit distance / fp32 tokens), as JSON, with the relative error
+of the joint-ready encoder projection (what the decoder sees) on the first clip.
+
+Measured here (2-core EPYC, torch 2.13 CPU, 8 clips x 6 s at 160 ms): agreement -0.10 (202 edits
+on 183 fp32 tokens, no clip identical) with a projection error of 6.3 % (per layer 0.6 % after the
+subsampling, growing to 3.8 % at layer 24). Random weights have no trained margins: the joint's
+best label often wins by less than that error, and one changed label changes the prediction
+net's state and the rest of the sequence. So this bounds nothing about trained checkpoints; it
+says the bf16 path runs, and the figure to compare against is the GPU check's on real weights.
 """
 
 from __future__ import annotations
@@ -37,6 +45,22 @@ def bf16_copy(asr: Recognizer) -> Recognizer:
     model.frontend.float()
     model.encoder.clear_tables()
     return Recognizer(model, asr.tokenizer, asr.info)
+
+
+@torch.no_grad()
+def projection_error(fp32: Recognizer, bf16: Recognizer, audio, chunk_ms: int, language: str) -> float:
+    """||proj_bf16 - proj_fp32|| / ||proj_fp32|| of one clip, through one final step each."""
+    x = torch.from_numpy(audio)[None]
+    feats, n = fp32.model.frontend(x, torch.tensor([x.shape[1]]))
+    r = fp32.config.right_context_for_chunk_ms(chunk_ms)
+    prompt = torch.tensor([fp32.language(language).prompt or 0])
+    outs = []
+    for asr in (fp32, bf16):
+        m = asr.model
+        state = m.encoder.initial_state(1)
+        _, proj, valid = m.encode(feats.to(m.joint.head.weight.dtype), n, torch.tensor([True]), state, r, prompt)
+        outs.append(proj[0, :int(valid[0])].float())
+    return float((outs[1] - outs[0]).norm() / outs[0].norm())
 
 
 def agreement(fp32: Recognizer, bf16: Recognizer, clips: int, seconds: float, chunk_ms: int, language: str,
@@ -72,8 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     fp32 = pair.recognizer
     result = {"model": pair.description, "emission_rate": pair.emission_rate,
               "torch": torch.__version__, "threads": torch.get_num_threads()}
-    result.update(agreement(fp32, bf16_copy(fp32), args.clips, args.seconds, args.chunk_ms, args.language,
-                            args.seed + 100))
+    bf16 = bf16_copy(fp32)
+    result["projection_rel_error"] = round(projection_error(fp32, bf16, speech_like(args.seconds, args.seed + 100),
+                                                            args.chunk_ms, args.language), 5)
+    result.update(agreement(fp32, bf16, args.clips, args.seconds, args.chunk_ms, args.language, args.seed + 100))
     result["wall_s"] = round(time.monotonic() - t0, 1)
     print(json.dumps(result, indent=1))
     return 0

@@ -104,6 +104,7 @@ class Encoder(nn.Module):
         if t == 0:
             return x, valid
         left, dev = self.config.left_context, x.device
+        valid = valid.clamp(max=t)  # never more for chunks as the step makes them; a guard for the gathers
         cache_len = take(state.cache_len, slots)
         positions, rel_index = self._position_table(t, dev)
         key_pos = torch.arange(left + t, device=dev)[None, :]

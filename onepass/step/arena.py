@@ -49,8 +49,10 @@ class StateArena:
     prediction-net state (h, c, last prediction output) of up to ``capacity`` streams of one
     right context, plus the scratch row."""
 
-    def __init__(self, model: NemotronASR, right_context: int, capacity: int = 8, growth: int = 8):
+    def __init__(self, model: NemotronASR, right_context: int, capacity: int = 8, growth: int = 8,
+                 replayable: bool = True):
         self.model = model
+        self.replayable = replayable  # steps on it may be captured as CUDA graphs (False: short-lived arenas)
         self.right_context = right_context
         self.growth = max(1, growth)
         self.stages = model.config.encoder.subsampling_layers

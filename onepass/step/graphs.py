@@ -5,7 +5,8 @@ input tensors, static label buffers and the arena's own state tensors, then repl
 batches copied into those inputs: one launch instead of ~1.5k small kernels. Final and flush
 chunks, first sightings of a shape and batches of a bucket that is not configured run eagerly.
 At most ``max_graphs`` graphs are kept (least recently used dropped); a grown arena (new
-``generation``, new addresses) drops its old graphs.
+``generation``, new addresses) drops its old graphs, a collected arena all of them (before its
+``id`` can name another arena).
 
 The capture call itself needs a GPU; everything it captures (``step_body`` with the label-looping
 decoder at ``sync_every=0``) is proven free of host reads and foreign-device tensors on the
@@ -14,6 +15,7 @@ decoder at ``sync_every=0``) is proven free of host reads and foreign-device ten
 
 from __future__ import annotations
 
+import weakref
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
@@ -54,19 +56,25 @@ def graph_labels(model: NemotronASR, batch: StepBatch) -> LabelBuffers:
 
 
 class CudaGraphs:
-    def __init__(self, model: NemotronASR, warmup: int = 2, max_graphs: int = 32):
+    def __init__(self, model: NemotronASR, warmup: int = 2, max_graphs: int = 32,
+                 buckets: tuple[int, ...] | None = None):
         self.model = model
         self.warmup = warmup
         self.max_graphs = max_graphs
+        self.buckets = buckets  # the only batch sizes captured (None: any)
         self.graphs: OrderedDict[tuple, _Graph] = OrderedDict()
         self.seen: Counter = Counter()
         self.pool = None  # one memory pool shared by every graph
         self.captures = 0  # graphs captured so far (a bound on re-captures is a test's business)
+        self._arenas: set[int] = set()  # ids of live arenas with a finalizer
 
     def run(self, arena: StateArena, batch: StepBatch) -> StepOutput | None:
         """Replay (capturing first when due) the step of ``batch``; None: run it eagerly instead."""
-        if batch.any_final:
+        if batch.any_final or not arena.replayable or (self.buckets and batch.bucket not in self.buckets):
             return None
+        if id(arena) not in self._arenas:
+            self._arenas.add(id(arena))
+            weakref.finalize(arena, self._forget, id(arena))
         key = graph_key(arena, batch)
         g = self.graphs.get(key)
         if g is None:
@@ -81,10 +89,12 @@ class CudaGraphs:
         g.graph.replay()
         return g.output
 
-    def drop(self, arena: StateArena) -> None:
-        """Forget the graphs of an arena (closed, or grown)."""
-        for key in [k for k in self.graphs if k[0] == id(arena)]:
-            del self.graphs[key]
+    def _forget(self, arena_id: int) -> None:
+        """An arena was collected: its graphs and counts go."""
+        self._arenas.discard(arena_id)
+        for table in (self.graphs, self.seen):
+            for key in [k for k in table if k[0] == arena_id]:
+                del table[key]
 
     def _keep(self, key: tuple, g: _Graph) -> None:
         for old in [k for k in self.graphs if k[0] == key[0] and k[1] != key[1]]:

@@ -22,7 +22,7 @@ OFFLINE_BLOCK_FRAMES = 96  # encoder frames per offline block (~7.7 s): bounds m
 def decode_features(step: ModelStep, feats: torch.Tensor, mel_len: list[int], right_context: int,
                     prompts: list[int]) -> list[Emissions]:
     """Labels of B utterances from their features (B, T, mels) with ``mel_len`` valid frames each."""
-    arena = step.arena(right_context, capacity=len(mel_len), growth=1)
+    arena = step.arena(right_context, capacity=len(mel_len), growth=1, replayable=False)  # one call, eager
     slots = [arena.acquire() for _ in mel_len]
     chunks = max(1, OFFLINE_BLOCK_FRAMES // (right_context + 1))
     out = [Emissions() for _ in mel_len]
@@ -55,7 +55,7 @@ class StreamBatch:
         self.model = model
         self.right_context = right_context
         self.step_runner = ModelStep(model)
-        self.arena = self.step_runner.arena(right_context, capacity=batch, growth=1)
+        self.arena = self.step_runner.arena(right_context, capacity=batch, growth=1, replayable=False)
         self.slots = [self.arena.acquire() for _ in range(batch)]
         self.prompts = [p or 0 for p in prompts]
         self.started = False

@@ -40,13 +40,13 @@ class ModelStep:
             raise ValueError(f"unknown decoder {config.decoder!r}")
         self.decoder = config.decoder if config.decoder != "auto" else (WINDOWED if on_cpu else LABEL_LOOPING)
         self.buckets = config.buckets if config.buckets is not None else (None if on_cpu else GPU_BUCKETS)
-        self.graphs = (CudaGraphs(model, config.graph_warmup, config.max_graphs)
+        self.graphs = (CudaGraphs(model, config.graph_warmup, config.max_graphs, self.buckets)
                        if config.cuda_graphs and self.device.type == "cuda" else None)
         self.factor = model.config.encoder.subsampling_factor
         self.mels = model.config.frontend.num_mel_bins
 
-    def arena(self, right_context: int, capacity: int = 8, growth: int = 8) -> StateArena:
-        return StateArena(self.model, right_context, capacity, growth)
+    def arena(self, right_context: int, capacity: int = 8, growth: int = 8, replayable: bool = True) -> StateArena:
+        return StateArena(self.model, right_context, capacity, growth, replayable)
 
     def frames(self, right_context: int, chunks: int = 1) -> int:
         """Mel frames per row of a step of ``chunks`` chunks (the first chunk's lead included)."""
