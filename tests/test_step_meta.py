@@ -21,13 +21,13 @@ def test_meta_catches_host_reads_and_foreign_tensors():
             read()
 
 
-def _meta_batch(model, bucket: int, frames: int) -> StepBatch:
+def _meta_batch(model, bucket: int, frames: int, any_final: bool = False, any_lead: bool = False) -> StepBatch:
     long = dict(dtype=torch.long, device="meta")
     return StepBatch(slots=torch.empty(bucket, **long), mel=torch.empty(bucket, frames, model.config.frontend.num_mel_bins,
                                                                          device="meta"),
                      valid=torch.empty(bucket, **long), final=torch.empty(bucket, dtype=torch.bool, device="meta"),
                      lead=torch.empty(bucket, **long), prompt=torch.empty(bucket, **long),
-                     frame_offset=torch.empty(bucket, **long), rows=bucket, any_final=False)
+                     frame_offset=torch.empty(bucket, **long), rows=bucket, any_final=any_final, any_lead=any_lead)
 
 
 @pytest.mark.parametrize("prompt", [True, False])
@@ -37,8 +37,9 @@ def test_step_body_runs_on_meta(prompt, right_context, chunks):
     arena = StateArena(model, right_context, capacity=5)
     assert arena.encoder.keys.device.type == "meta"
     factor = model.config.encoder.subsampling_factor
-    for bucket in (1, 4, 8):
-        batch = _meta_batch(model, bucket, factor * (right_context + 1) * chunks)
+    for bucket, any_final, any_lead in ((1, False, False), (4, True, False), (8, False, True), (8, False, False)):
+        # steady batches (what graphs capture) slice the caches; the others mask and gather
+        batch = _meta_batch(model, bucket, factor * (right_context + 1) * chunks, any_final, any_lead)
         with torch.no_grad():
             out = step_body(model, arena, batch, LABEL_LOOPING, sync_every=0)
         t = chunks * (right_context + 1)

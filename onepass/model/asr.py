@@ -29,11 +29,11 @@ class NemotronASR(nn.Module):
 
     def encode(self, mel: torch.Tensor, mel_valid: torch.Tensor, final: torch.Tensor,
                state: EncoderState, right_context: int, prompt: torch.Tensor | None,
-               lead: torch.Tensor | None = None, slots=None):
+               lead: torch.Tensor | None = None, slots=None, steady: bool = False):
         """Encode a block; returns (encoder output after the prompt MLP (B, T, D),
         joint-ready projection (B, T, pred_hidden), valid counts (B,)). ``slots``: the rows of
-        ``state`` (a state arena) these streams use, updated in place (see ``Encoder.forward``)."""
-        x, valid = self.encoder(mel, mel_valid, final, state, right_context, lead, slots)
+        ``state`` (a state arena) these streams use, updated in place; ``steady``: see ``Encoder.forward``."""
+        x, valid = self.encoder(mel, mel_valid, final, state, right_context, lead, slots, steady)
         if self.prompt_projector is not None:
             if prompt is None:
                 raise ValueError("this model needs a prompt index per stream")

@@ -90,7 +90,7 @@ class Encoder(nn.Module):
 
     def forward(self, mel: torch.Tensor, mel_valid: torch.Tensor, final: torch.Tensor,
                 state: EncoderState, right_context: int, lead: torch.Tensor | None = None,
-                slots: Rows | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                slots: Rows | None = None, steady: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode a block of new mel frames (B, T, mels) for streams at chunk boundaries
         (``lead``: see ``Subsampling.forward``). Returns encoder frames (B, T', D) and their
         valid counts (B,); updates ``state``.
@@ -98,8 +98,11 @@ class Encoder(nn.Module):
         ``slots``: the rows of ``state`` that hold these streams (a state arena, see
         ``onepass.step``; an index tensor or a slice, ``rows.Rows``): read, and written in
         place layer by layer. None: ``state`` holds exactly these B rows and gets new tensors.
-        No host reads and no data-dependent shapes either way (CUDA-graph capturable)."""
-        x, valid = self.subsampling(mel, mel_valid, final, state.subsampling, lead, slots)
+        No host reads and no data-dependent shapes either way (CUDA-graph capturable).
+
+        ``steady`` (the caller knows it): no row is final or has a lead, so every row yields all
+        T' frames; the caches then take the last L by slicing, with no masks or gathers."""
+        x, valid = self.subsampling(mel, mel_valid, final, state.subsampling, lead, slots, steady)
         b, t, _ = x.shape
         if t == 0:
             return x, valid
@@ -112,18 +115,22 @@ class Encoder(nn.Module):
         mask = (self._chunk_mask(t, right_context + 1, dev)[None] | key_hidden[:, None, :])[:, None]
         row_valid = (torch.arange(t, device=dev)[None, :] < valid[:, None]).to(x.dtype)[..., None]
         # the caches keep the last L (conv: k-1) inputs up to each row's valid end
-        ks = self.config.conv_kernel_size - 1
-        kv_index = (valid[:, None] + torch.arange(left, device=dev)[None, :])
-        kv_index = kv_index[:, None, :, None].expand(b, self.config.num_heads, left, self.config.head_dim)
-        conv_index = (valid[:, None] + torch.arange(ks, device=dev)[None, :])
-        conv_index = conv_index[:, None, :].expand(b, self.config.hidden_size, ks)
+        if not steady:
+            ks = self.config.conv_kernel_size - 1
+            kv_index = (valid[:, None] + torch.arange(left, device=dev)[None, :])
+            kv_index = kv_index[:, None, :, None].expand(b, self.config.num_heads, left, self.config.head_dim)
+            conv_index = (valid[:, None] + torch.arange(ks, device=dev)[None, :])
+            conv_index = conv_index[:, None, :].expand(b, self.config.hidden_size, ks)
         new_k, new_v, new_conv = [], [], []
         for n, layer in enumerate(self.layers):
             x, k, v, conv_in = layer(x, take(state.keys[n], slots), take(state.values[n], slots),
                                      take(state.conv[n], slots), positions[n], rel_index, mask, row_valid)
-            k, v, conv_in = k.gather(2, kv_index), v.gather(2, kv_index), conv_in.gather(2, conv_index)
+            if steady:
+                k, v, conv_in = k[:, :, t:], v[:, :, t:], conv_in[:, :, t:]
+            else:
+                k, v, conv_in = k.gather(2, kv_index), v.gather(2, kv_index), conv_in.gather(2, conv_index)
             if slots is None:
-                new_k.append(k), new_v.append(v), new_conv.append(conv_in)
+                new_k.append(k), new_v.append(v), new_conv.append(conv_in)  # stack copies the slices
             else:
                 put(state.keys[n], slots, k)
                 put(state.values[n], slots, v)

@@ -88,33 +88,35 @@ class Subsampling(nn.Module):
 
     def forward(self, mel: torch.Tensor, valid: torch.Tensor, final: torch.Tensor,
                 state: SubsamplingState, lead: torch.Tensor | None = None,
-                slots: Rows | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                slots: Rows | None = None, steady: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """mel (B, T, F) new mel frames; valid (B,) how many are real (rows that are not final
         must have all T valid); final (B,) bool: this is the row's last call; lead (B,) zero
         frames in front of a row's real frames (a first chunk in an aligned state), whose
         outputs are discarded stage by stage; slots (B,): rows of ``state`` to read and update
         in place (None: all of it, replaced). Shapes follow from T alone (no host reads): with
-        an aligned state, T a multiple of the factor keeps the pending shapes fixed.
+        an aligned state, T a multiple of the factor keeps the pending shapes fixed. ``steady``
+        (known to the caller): no row is final or has a lead, so the masks are skipped.
         Returns (B, T', hidden) scaled embeddings and their valid counts (B,)."""
         x = mel.unsqueeze(1)  # (B, 1, T, F)
         if lead is None:
             lead = torch.zeros_like(valid)
         stages = [self.conv_in, *self.layers]
-        steady = x.shape[2]  # frames of the rows that are not final (the rest is tail padding)
+        steady, dense = x.shape[2], steady  # frames of the rows that are not final (the rest is tail padding)
         for i, conv in enumerate(stages):
-            x, valid, lead, steady = self._stage(i, conv, x, valid, lead, final, state, steady, slots)
+            x, valid, lead, steady = self._stage(i, conv, x, valid, lead, final, state, steady, slots, dense)
             x = torch.relu_(x)  # the stage's own output (a mask result), so in place is safe
         # lead frames vanish by the last stage: first_chunk_lead (factor - 1) leaves junk 3, 1, 0
         b, c, t, f = x.shape
         x = self.linear(x.transpose(1, 2).reshape(b, t, c * f))
         return x * self.scale if self.scale != 1.0 else x, valid
 
-    def _stage(self, i, conv, x, valid, lead, final, state, t_steady, slots):
+    def _stage(self, i, conv, x, valid, lead, final, state, t_steady, slots, dense):
         k, s = self.kernel, self.stride
         t_new = x.shape[2]
-        time = torch.arange(t_new, device=x.device)[None, :]
-        keep = (time >= lead[:, None]) & (time < (lead + valid)[:, None])
-        x = x * keep[:, None, :, None].to(x.dtype)
+        if not dense:  # (dense rows: every frame real, no lead)
+            time = torch.arange(t_new, device=x.device)[None, :]
+            keep = (time >= lead[:, None]) & (time < (lead + valid)[:, None])
+            x = x * keep[:, None, :, None].to(x.dtype)
         pending = take(state.pending[i], slots)
         buf = torch.cat([pending, x], dim=2)
         p = pending.shape[2]
@@ -139,9 +141,10 @@ class Subsampling(nn.Module):
             out = conv(buf_f)
         else:
             out = buf_f.new_zeros(buf.shape[0], self.config.subsampling_channels, 0, self._freq_out(buf_f.shape[3]))
-        out_time = torch.arange(out.shape[2], device=x.device)[None, :]
-        out_keep = (out_time >= junk[:, None]) & (out_time < n_out[:, None])
-        out = out * out_keep[:, None, :, None].to(out.dtype)
+        if not dense:
+            out_time = torch.arange(out.shape[2], device=x.device)[None, :]
+            out_keep = (out_time >= junk[:, None]) & (out_time < n_out[:, None])
+            out = out * out_keep[:, None, :, None].to(out.dtype)
         # what a continuing row keeps; a final row's pending is never used again
         _put(state.pending, i, slots, buf[:, :, s * steady:p + t_steady])
         _put(state.frames_in, i, slots, total_in)

@@ -157,11 +157,11 @@ class OrtModel:
     @torch.no_grad()
     def encode(self, mel: torch.Tensor, mel_valid: torch.Tensor, final: torch.Tensor, state: EncoderState,
                right_context: int, prompt: torch.Tensor | None, lead: torch.Tensor | None = None,
-               slots=None):
+               slots=None, steady: bool = False):
         """Same contract as ``NemotronASR.encode``; updates ``state`` (rows ``slots`` in place)."""
         m = self.torch_model
         cfg = m.config
-        x, valid = m.encoder.subsampling(mel, mel_valid, final, state.subsampling, lead, slots)
+        x, valid = m.encoder.subsampling(mel, mel_valid, final, state.subsampling, lead, slots, steady)
         b, t, _ = x.shape
         if t == 0:  # no new encoder frame (a final chunk of under 8 mel frames): nothing to run
             return (x.new_zeros(b, 0, cfg.encoder.hidden_size), x.new_zeros(b, 0, cfg.pred_hidden), valid)

@@ -1,7 +1,7 @@
 """A bucketed batch with static shapes: what one step of one chunk size runs on.
 
-Rows are streams (or padding up to the bucket size: the scratch slot, no valid frames, final,
-so they decode nothing). Every tensor's shape depends only on (bucket, mel frames per row), so a
+Rows are streams (or padding up to the bucket size: the scratch slot, zero frames counted as
+none valid; the body decodes nothing for them). Every tensor's shape depends only on (bucket, mel frames per row), so a
 captured CUDA graph can replay the step on new data copied into the same tensors.
 """
 
@@ -56,6 +56,7 @@ class StepBatch:
     frame_offset: torch.Tensor  # (bucket,) int64
     rows: int  # real rows
     any_final: bool  # host-side: some row is final (such steps run eagerly)
+    any_lead: bool = False  # host-side: some row is a segment's first chunk (such steps run eagerly)
     slot_ids: tuple[int, ...] = ()  # host-side copy of the real rows' slots
     row_range: slice | None = None  # the same slots as a slice when they are consecutive and nothing is
     # padded: the eager body then reads and writes arena views instead of gathered copies
@@ -87,10 +88,10 @@ def make_batch(rows: list[Row], frames: int, bucket: int, mels: int, device: tor
     ints = torch.tensor([[r.slot for r in rows] + [SCRATCH] * pad, [len(r.mel) for r in rows] + [0] * pad,
                          [r.lead for r in rows] + [0] * pad, [r.prompt for r in rows] + [0] * pad,
                          [r.frame_offset for r in rows] + [0] * pad,
-                         [int(r.final) for r in rows] + [1] * pad], dtype=torch.long).to(device, non_blocking=True)
+                         [int(r.final) for r in rows] + [0] * pad], dtype=torch.long).to(device, non_blocking=True)
     return StepBatch(slots=ints[0], mel=mel.to(device, dtype, non_blocking=True), valid=ints[1],
                      final=ints[5].bool(), lead=ints[2], prompt=ints[3], frame_offset=ints[4],
-                     rows=len(rows), any_final=any(r.final for r in rows),
+                     rows=len(rows), any_final=any(r.final for r in rows), any_lead=any(r.lead for r in rows),
                      slot_ids=tuple(r.slot for r in rows), row_range=consecutive([r.slot for r in rows], bucket))
 
 

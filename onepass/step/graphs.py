@@ -1,9 +1,9 @@
 """CUDA graphs of the step body: captured per (arena, chunk frames, bucket) after warm-up, replayed.
 
-A steady-state step (no final row) of a shape seen ``warmup`` times is captured once into static
+A steady-state step (no final row, no first chunk) of a shape seen ``warmup`` times is captured once into static
 input tensors, static label buffers and the arena's own state tensors, then replayed with the next
 batches copied into those inputs: one launch instead of ~1.5k small kernels. Final and flush
-chunks, first sightings of a shape and batches of a bucket that is not configured run eagerly.
+chunks, first chunks, first sightings of a shape and batches of a bucket that is not configured run eagerly.
 At most ``max_graphs`` graphs are kept (least recently used dropped); a grown arena (new
 ``generation``, new addresses) drops its old graphs, a collected arena all of them (before its
 ``id`` can name another arena).
@@ -41,7 +41,7 @@ def graph_key(arena: StateArena, batch: StepBatch) -> tuple:
 
 def static_batch(batch: StepBatch) -> StepBatch:
     """Copies of the batch tensors for a graph to read (replays copy new batches into them)."""
-    return StepBatch(*(t.clone() for t in batch.tensors()), rows=batch.bucket, any_final=False)
+    return StepBatch(*(t.clone() for t in batch.tensors()), rows=batch.bucket, any_final=False, any_lead=False)
 
 
 def copy_batch(into: StepBatch, batch: StepBatch) -> None:
@@ -70,7 +70,7 @@ class CudaGraphs:
 
     def run(self, arena: StateArena, batch: StepBatch) -> StepOutput | None:
         """Replay (capturing first when due) the step of ``batch``; None: run it eagerly instead."""
-        if batch.any_final or not arena.replayable or (self.buckets and batch.bucket not in self.buckets):
+        if batch.any_final or batch.any_lead or not arena.replayable or (self.buckets and batch.bucket not in self.buckets):
             return None
         if id(arena) not in self._arenas:
             self._arenas.add(id(arena))
