@@ -58,14 +58,15 @@ def evaluate(asr, streams: list[dict], mode: str, chunk_ms: int, alone_predictio
     long_audio = [join_audio([cache[r["audio_filepath"]] for r in st["rows"]], st["pauses"]) for st in streams]
     long_hyp = transcribe(asr, long_audio, [st["lang"] for st in streams], mode, chunk_ms)
     pred_file = alone_predictions.format(chunk=chunk_ms) if alone_predictions else None
+    preds = {}
     if pred_file and Path(pred_file).exists():  # `onepass eval --predictions` of the same model and chunk
-        preds = {}
         for line in Path(pred_file).read_text(encoding="utf-8").splitlines():
             if line.strip():
                 d = json.loads(line)
                 preds[d["audio_filepath"]] = d["pred_text"]
+    if all(r["audio_filepath"] in preds for r in clip_rows):
         alone = [preds[r["audio_filepath"]] for r in clip_rows]
-    else:
+    else:  # no file, or one still being written
         pred_file = None
         alone = transcribe(asr, [cache[r["audio_filepath"]] for r in clip_rows], [r["lang"] for r in clip_rows],
                            mode, chunk_ms)
