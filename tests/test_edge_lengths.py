@@ -108,19 +108,14 @@ def grid(backends, audio, backend: str, kind: str, full: bool):
     return cases, failures
 
 
-@pytest.mark.parametrize("kind", ["prompt", "en"])
-@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
-def test_grid(backends, audio, backend, kind):
-    cases, failures = grid(backends, audio, backend, kind, full=False)
-    print(f"{backend}/{kind}: {cases} cases, {len(failures)} failures")
-    assert not failures, failures[:10]
+FULL = [False, pytest.param(True, marks=pytest.mark.slow, id="every-residue")]
 
 
-@pytest.mark.slow
+@pytest.mark.parametrize("full", FULL)
 @pytest.mark.parametrize("kind", ["prompt", "en"])
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
-def test_grid_every_residue(backends, audio, backend, kind):
-    cases, failures = grid(backends, audio, backend, kind, full=True)
+def test_grid(backends, audio, backend, kind, full):
+    cases, failures = grid(backends, audio, backend, kind, full=full)
     print(f"{backend}/{kind}: {cases} cases, {len(failures)} failures")
     assert not failures, failures[:10]
 
@@ -204,17 +199,10 @@ def server_grid(model, audio, full: bool):
     return cases, failures
 
 
+@pytest.mark.parametrize("full", FULL)
 @pytest.mark.parametrize("kind", ["prompt", "en"])
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
-def test_servers_on_the_grid(backends, audio, backend, kind):
-    cases, failures = server_grid(backends[(backend, kind)], audio, full=False)
+def test_servers_on_the_grid(backends, audio, backend, kind, full):
+    cases, failures = server_grid(backends[(backend, kind)], audio, full=full)
     print(f"servers {backend}/{kind}: {cases} cases, {len(failures)} failures")
-    assert not failures, failures[:10]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("kind", ["prompt", "en"])
-@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
-def test_servers_on_the_whole_grid(backends, audio, backend, kind):
-    cases, failures = server_grid(backends[(backend, kind)], audio, full=True)
     assert not failures, failures[:10]
