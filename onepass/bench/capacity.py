@@ -15,7 +15,6 @@ from .results import Capacity, Trial
 def search(trial: Callable[[int], Trial], impl: str, chunk_ms: int, mode: str, max_streams: int,
            deadline: float, log: Callable[[str], None] = lambda _: None) -> Capacity:
     trials: list[Trial] = []
-    best, worst = 0, None  # largest pass, smallest failure
 
     def run(n: int) -> bool | None:
         if time.monotonic() > deadline:
@@ -27,20 +26,32 @@ def search(trial: Callable[[int], Trial], impl: str, chunk_ms: int, mode: str, m
             f"{' (aborted)' if t.aborted else ''}")
         return t.passed
 
-    n, complete = 1, True
+    best, _, complete = bracket(run, 1, max_streams, ratio=1.0)
+    return Capacity(impl, chunk_ms, best, mode, trials, complete)
+
+
+def bracket(run, guess: int, max_streams: int, ratio: float) -> tuple[int, int | None, bool]:
+    """(largest passing n, smallest failing n, complete) for ``run(n)`` -> True (pass), False (fail)
+    or None (no time left): from ``guess``, double or halve until pass and fail are bracketed, then
+    bisect while the failure is more than ``ratio`` times the pass."""
+    best, worst = 0, None
+    n, complete = max(1, min(guess, max_streams)), True
     while True:
         ok = run(n)
         if ok is None:
             complete = False
             break
-        if not ok:
+        if ok:
+            best = n
+            if worst is not None or n >= max_streams:
+                break
+            n = min(2 * n, max_streams)
+        else:
             worst = n
-            break
-        best = n
-        if n >= max_streams:
-            break
-        n = min(2 * n, max_streams)
-    while complete and worst is not None and worst - best > 1:
+            if best or n == 1:
+                break
+            n = max(1, n // 2)
+    while complete and worst is not None and best and worst > best * ratio and worst - best > 1:
         mid = (best + worst) // 2
         ok = run(mid)
         if ok is None:
@@ -49,4 +60,4 @@ def search(trial: Callable[[int], Trial], impl: str, chunk_ms: int, mode: str, m
             best = mid
         else:
             worst = mid
-    return Capacity(impl, chunk_ms, best, mode, trials, complete)
+    return best, worst, complete

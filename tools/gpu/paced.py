@@ -22,6 +22,8 @@ import torch
 
 from report import Unavailable
 
+from onepass.bench.capacity import bracket  # noqa: F401  (tests import it from here)
+
 BIG_BATCH = 1 << 16  # "no limit" on streams per step: the engine's default (32) would cap capacity
 
 
@@ -100,39 +102,6 @@ def search(asr, clips, chunk_ms: int, guess: int, max_streams: int, trial_s: flo
     best, worst, complete = bracket(run, guess, max_streams, ratio)
     return dict(chunk_ms=chunk_ms, streams=best, first_failure=worst, guess=guess, complete=complete,
                 at_max_streams=best >= max_streams, trials=trials)
-
-
-def bracket(run, guess: int, max_streams: int, ratio: float) -> tuple[int, int | None, bool]:
-    """(largest passing n, smallest failing n, complete) for ``run(n)`` -> True (pass), False (fail)
-    or None (no time left): from ``guess``, double or halve until pass and fail are bracketed, then
-    bisect while the failure is more than ``ratio`` times the pass."""
-    best, worst = 0, None
-    n, complete = max(1, min(guess, max_streams)), True
-    while True:
-        ok = run(n)
-        if ok is None:
-            complete = False
-            break
-        if ok:
-            best = n
-            if worst is not None or n >= max_streams:
-                break
-            n = min(2 * n, max_streams)
-        else:
-            worst = n
-            if best or n == 1:
-                break
-            n = max(1, n // 2)
-    while complete and worst is not None and best and worst > best * ratio and worst - best > 1:
-        mid = (best + worst) // 2
-        ok = run(mid)
-        if ok is None:
-            complete = False
-        elif ok:
-            best = mid
-        else:
-            worst = mid
-    return best, worst, complete
 
 
 def seed_guess(step_ms: dict[int, float], chunk_ms: int) -> int:
