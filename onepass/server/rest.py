@@ -62,14 +62,27 @@ async def transcriptions(request: Request, file: UploadFile = File(...), model: 
         return overloaded(state.config.retry_after_s)
     try:
         sid, events = await state.runner.open(language, chunk_ms, rate)
+    except BaseException as exc:  # a refused open, or a client gone while it ran (cancelled)
+        lease.release()
+        if isinstance(exc, OnePassError):
+            return error_response(400, str(exc), "invalid_request_error")
+        raise
+    try:
         await state.runner.accept(sid, samples, rate)
         await state.runner.finish(sid)
-    except OnePassError as exc:
+    except BaseException as exc:
         lease.release()
-        return error_response(400, str(exc), "invalid_request_error")
+        state.runner.close_soon(sid)
+        if isinstance(exc, OnePassError):
+            return error_response(400, str(exc), "invalid_request_error")
+        raise
     state.metrics.streams.labels("rest").inc()
     if stream:
-        return StreamingResponse(_sse(state, sid, events, lease), media_type="text/event-stream")
+        def release() -> None:
+            lease.release()
+            state.runner.close_soon(sid)
+
+        return _Stream(_sse(events), release, media_type="text/event-stream")
     try:
         transcript = await _collect(events)
     finally:
@@ -118,26 +131,38 @@ async def _collect(events: asyncio.Queue):
             return ev.transcript
 
 
-async def _sse(state, sid: int, events: asyncio.Queue, lease):
+class _Stream(StreamingResponse):
+    """A streamed response that releases its stream however it ends: also when the client is gone
+    before the first byte (starlette then never starts the body generator, so a ``finally`` in it
+    would not run)."""
+
+    def __init__(self, content, release, **kwargs):
+        super().__init__(content, **kwargs)
+        self._release = release
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:  # no awaits: this task may be being cancelled
+            self._release()
+
+
+async def _sse(events: asyncio.Queue):
     """``transcript.text.delta`` per new text, then ``transcript.text.done``."""
     sent = ""
-    try:
-        while True:
-            ev = await events.get()
-            if isinstance(ev, Exception):
-                yield f"data: {json.dumps({'type': 'error', 'error': {'message': str(ev)}})}\n\n"
-                return
-            if ev.kind == "closed":
-                t = ev.transcript
-                done = TextDone(text=t.text, language=t.language, language_detected=t.language_detected)
-                yield f"data: {done.model_dump_json()}\n\n"
-                return
-            delta = ev.delta
-            if delta and sent and not delta[0].isspace() and ev.text == delta:  # a new utterance
-                delta = " " + delta
-            if delta:
-                sent += delta
-                yield f"data: {TextDelta(delta=delta).model_dump_json()}\n\n"
-    finally:  # also when the client went away: this generator is then cancelled and may not await
-        lease.release()
-        state.runner.close_soon(sid)
+    while True:
+        ev = await events.get()
+        if isinstance(ev, Exception):
+            yield f"data: {json.dumps({'type': 'error', 'error': {'message': str(ev)}})}\n\n"
+            return
+        if ev.kind == "closed":
+            t = ev.transcript
+            done = TextDone(text=t.text, language=t.language, language_detected=t.language_detected)
+            yield f"data: {done.model_dump_json()}\n\n"
+            return
+        delta = ev.delta
+        if delta and sent and not delta[0].isspace() and ev.text == delta:  # a new utterance
+            delta = " " + delta
+        if delta:
+            sent += delta
+            yield f"data: {TextDelta(delta=delta).model_dump_json()}\n\n"

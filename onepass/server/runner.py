@@ -75,10 +75,13 @@ class EngineRunner:
 
     # ---- stream API (awaitable; runs on the engine thread) --------------------------------
     def call(self, fn: Callable[[Engine], object]) -> asyncio.Future:
+        return asyncio.wrap_future(self._submit(fn))
+
+    def _submit(self, fn: Callable[[Engine], object]) -> concurrent.futures.Future:
         cf: concurrent.futures.Future = concurrent.futures.Future()
         self._cmds.put((fn, cf))
         self._wake.set()
-        return asyncio.wrap_future(cf)
+        return cf
 
     async def open(self, language: str | None, chunk_ms: int | None, sample_rate: int,
                    q: asyncio.Queue | None = None, endpoint_ms: int | None = None,
@@ -92,7 +95,19 @@ class EngineRunner:
             self._queues[sid] = (loop, q)
             return sid
 
-        return await self.call(_open), q
+        cf = self._submit(_open)
+        try:
+            return await asyncio.wrap_future(cf), q
+        except asyncio.CancelledError:
+            # The caller is gone (a client that vanished mid-open). If the engine thread had
+            # already started the open, the stream exists and nobody else knows its id: close it.
+            cf.add_done_callback(self._close_orphan)
+            raise
+
+    def _close_orphan(self, cf: concurrent.futures.Future) -> None:
+        if not cf.cancelled() and cf.exception() is None:
+            sid = cf.result()
+            self._submit(lambda engine: self._close_now(engine, sid))
 
     async def accept(self, sid: int, samples: np.ndarray, sample_rate: int) -> None:
         self.metrics.audio_seconds.inc(len(samples) / sample_rate)
@@ -128,12 +143,12 @@ class EngineRunner:
     def close_soon(self, sid: int) -> asyncio.Future:
         """Drop a stream; queued at once, so it happens even when the caller is being cancelled
         (a client gone mid-response) and cannot await anything more."""
-        def _close(engine: Engine) -> None:
-            self._queues.pop(sid, None)
-            self._flushes.pop(sid, None)
-            engine.close(sid)
+        return self.call(lambda engine: self._close_now(engine, sid))
 
-        return self.call(_close)
+    def _close_now(self, engine: Engine, sid: int) -> None:  # on the engine thread
+        self._queues.pop(sid, None)
+        self._flushes.pop(sid, None)
+        engine.close(sid)
 
     # ---- engine thread -----------------------------------------------------------------
     def _run(self) -> None:
