@@ -72,19 +72,53 @@ def add_parser(sub) -> None:
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
                    help="replay steady-state steps as captured CUDA graphs (default: on with a CUDA --device)")
+    add_ray_options(p)
     p.set_defaults(run=run)
+
+
+def _positive(kind):
+    def parse(value: str):
+        try:
+            n = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+        if n < 0 or (kind is int and n < 1):
+            raise argparse.ArgumentTypeError("must be positive")
+        return n
+    return parse
+
+
+def add_ray_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("scale-out on Ray Serve (pip install \"onepass[ray]\"; see docs/scaling.md)")
+    g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="serve through Ray Serve, one engine per replica: no ADDRESS starts a local Ray, "
+                        "'auto' joins the cluster started by 'ray start', or ray://HOST:10001")
+    g.add_argument("--replicas", type=_positive(int), default=None, metavar="N",
+                   help="with --ray: a fixed number of replicas (default: 1)")
+    g.add_argument("--min-replicas", type=_positive(int), default=None, metavar="N",
+                   help="with --ray: autoscale on the replicas' stream load, from N replicas ...")
+    g.add_argument("--max-replicas", type=_positive(int), default=None, metavar="N", help="... up to N")
+    g.add_argument("--num-cpus", type=_positive(float), default=1.0,
+                   help="with --ray: CPUs each replica reserves (default: %(default)s)")
+    g.add_argument("--num-gpus", type=_positive(float), default=0.0,
+                   help="with --ray: GPUs each replica reserves; >0 runs the model on the replica's GPU "
+                        "(default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        from ..server import ServerConfig, create_app
+        from ..server import create_app
         from ..server.capacity import calibrate
         from ..server.serving import make_server
     except ImportError as exc:  # pragma: no cover
         raise OnePassError(f"the server needs fastapi and uvicorn ({exc}); pip install 'onepass'") from None
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(message)s")
     log = logging.getLogger("onepass.server")
-    keys = list(args.api_key) + [k for k in os.environ.get("ONEPASS_API_KEYS", "").split(",") if k]
+    if args.ray is not None:
+        from .serve_ray import run_on_ray
+
+        return run_on_ray(args)
+    _check_no_ray_options(args)
     asr = load(args)
     asr.configure_step(step_config(args))
     asr.config.right_context_for_chunk_ms(args.chunk_ms)  # a bad --chunk-ms fails before anything starts
@@ -94,15 +128,30 @@ def run(args: argparse.Namespace) -> int:
         cal = calibrate(asr, args.chunk_ms)
         log.info("%s", cal.describe())
         max_streams = cal.capacity
-    config = ServerConfig(
+    config = server_config(args, max_streams)
+    server = make_server(create_app(asr, config), args.host, args.port, ws_max_size=config.max_message_bytes + 1024,
+                         log_level=args.log_level, drain_timeout_s=config.drain_timeout_s)
+    log.info("serving %s on http://%s:%d (at most %d streams)", config.model_name, args.host, args.port, max_streams)
+    server.run()
+    return 0
+
+
+def server_config(args: argparse.Namespace, max_streams: int):
+    """The app's settings from the command line (``max_streams`` resolved from 'auto')."""
+    from ..server import ServerConfig
+
+    keys = list(args.api_key) + [k for k in os.environ.get("ONEPASS_API_KEYS", "").split(",") if k]
+    return ServerConfig(
         model_name=args.model_name or os.path.basename(str(args.model).rstrip("/")) or "onepass",
         api_keys=tuple(keys), max_streams=max_streams, max_batch=args.max_batch or max_streams,
         endpoint_blank_ms=args.endpoint_ms or None, idle_timeout_s=args.idle_timeout,
         max_message_bytes=args.max_message_kb * 1024, max_upload_bytes=args.max_upload_mb << 20,
         chunk_ms=args.chunk_ms, drain_timeout_s=args.drain_timeout, record_dir=args.record_dir,
         cors_origins=tuple(args.cors_origin))
-    server = make_server(create_app(asr, config), args.host, args.port, ws_max_size=config.max_message_bytes + 1024,
-                         log_level=args.log_level, drain_timeout_s=config.drain_timeout_s)
-    log.info("serving %s on http://%s:%d (at most %d streams)", config.model_name, args.host, args.port, max_streams)
-    server.run()
-    return 0
+
+
+def _check_no_ray_options(args: argparse.Namespace) -> None:
+    defaults = {"replicas": None, "min_replicas": None, "max_replicas": None, "num_cpus": 1.0, "num_gpus": 0.0}
+    given = ["--" + name.replace("_", "-") for name, default in defaults.items() if getattr(args, name) != default]
+    if given:
+        raise OnePassError(f"{', '.join(given)} only apply with --ray")
