@@ -160,8 +160,8 @@ def run_job(manifest: str | Path, output: str | Path, execute: Callable[[list[It
                 out.write(line + "\n")
                 out.flush()
                 bar.update(1)
-    _write_ordered(output, items, done, errors)
     failed = sum(len(v) for v in errors.values())
+    _write_ordered(output, items, done, errors)
     return Summary(total=len(items), skipped=len(items) - len(todo), done=len(todo) - failed, failed=failed)
 
 

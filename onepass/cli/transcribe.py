@@ -11,12 +11,13 @@ from ..audio import SAMPLE_RATE, load_for_model
 from ..errors import OnePassError
 from ..writers import FORMATS, format_transcript, output_path
 from .common import add_model_options, load, report_bug
+from .transcribe_manifest import add_manifest_options, check_no_manifest_options, run_manifest
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("transcribe", allow_abbrev=False, help="transcribe audio files",
                        description="Transcribe audio files (wav, flac, ogg, mp3; more with ffmpeg).")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="*", metavar="FILE")
     add_model_options(p)
     p.add_argument("--language", "-l", default=None,
                    help="language code (en, en-US, de-DE, ...) or 'auto' (default: the model's default)")
@@ -28,10 +29,16 @@ def add_parser(sub) -> None:
     p.add_argument("--output-dir", "-o", default=None, help="write one file per input here instead of stdout")
     p.add_argument("--live", action="store_true", help="with --mode stream: print captions as chunks complete")
     p.add_argument("--realtime", action="store_true", help="with --mode stream: feed audio at real-time pace")
+    add_manifest_options(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.manifest is not None:
+        return run_manifest(args)
+    if not args.files:
+        raise OnePassError("give audio FILEs, or --manifest M.jsonl --output OUT.jsonl")
+    check_no_manifest_options(args)
     if (args.live or args.realtime) and args.mode != "stream":
         args.mode = "stream"
     asr = load(args)

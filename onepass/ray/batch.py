@@ -35,7 +35,7 @@ def run_ray(model: ModelSpec, chunk_ms: int | None = None, workers: int = 1, num
     """The executor (items -> output lines) for ``manifest.run_job`` on ``workers`` actors.
     Ray must be initialized (``deployment.ray_session``)."""
     ray = require_ray("data")
-    from ray.data import DataContext
+    from ray.data import ActorPoolStrategy, DataContext
 
     def execute(items: list[Item]) -> Iterator[str]:
         context = DataContext.get_current()
@@ -44,7 +44,8 @@ def run_ray(model: ModelSpec, chunk_ms: int | None = None, workers: int = 1, num
         rows = [{"item": json.dumps(dataclasses.asdict(i), ensure_ascii=False)} for i in items]
         ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), workers * BLOCKS_PER_WORKER)))
         ds = ds.map_batches(TranscribeActor, fn_constructor_kwargs={"model": model, "chunk_ms": chunk_ms},
-                            batch_size=1, concurrency=workers, num_cpus=num_cpus, num_gpus=num_gpus)
+                            batch_size=1, compute=ActorPoolStrategy(size=workers), num_cpus=num_cpus,
+                            num_gpus=num_gpus)
         for row in ds.iter_rows():
             yield row["line"]
 
