@@ -11,7 +11,7 @@ from .common import report_bug
 
 def build_parser() -> argparse.ArgumentParser:
     from . import eval as eval_cmd
-    from . import export, info, serve, stream, transcribe
+    from . import export, finetune, info, serve, stream, transcribe
 
     parser = argparse.ArgumentParser(
         prog="onepass", allow_abbrev=False,
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_parser(sub)
     stream.add_parser(sub)
     export.add_parser(sub)
+    finetune.add_parser(sub)
     __import__(f"{__package__}.bench", fromlist=["bench"]).add_parser(sub)
     for command in sub.choices.values():  # `onepass transcribe --debug ...` as well as `onepass --debug ...`
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,

@@ -1,0 +1,97 @@
+"""``onepass finetune``: adapt a model to a new locale or domain from a NeMo-style manifest."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import DEFAULT_MODEL
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "finetune", allow_abbrev=False, help="fine-tune a model on a manifest (new locale or domain)",
+        description="Fine-tune a model on a NeMo-style manifest (JSON lines: audio_filepath, text, optional "
+                    "lang). Every batch trains one of the model's chunk sizes, so the result streams at all of "
+                    "them. Writes a Hugging Face directory (onepass and transformers load it; `onepass export` "
+                    "works on it). Ctrl-C saves; --resume continues.")
+    p.add_argument("--model", "-m", default=DEFAULT_MODEL,
+                   help="HF model directory, hub id, or 'demo' (default: %(default)s)")
+    p.add_argument("--train", required=True, help="training manifest (.jsonl)")
+    p.add_argument("--val", help="validation manifest: WER per chunk size (streamed) at every checkpoint; "
+                                 "the best weights are kept")
+    p.add_argument("--out", "-o", required=True, help="output directory (the fine-tuned model)")
+    g = p.add_argument_group("length")
+    g.add_argument("--steps", type=int, help="optimizer steps (default: from --epochs)")
+    g.add_argument("--epochs", type=float, default=5.0, help="passes over the training set (default: %(default)s)")
+    g.add_argument("--max-minutes", type=float,
+                   help="wall-clock budget: the schedule is squeezed to end in this time and training stops")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (default: %(default)s)")
+    g.add_argument("--schedule", choices=["cosine", "linear", "constant"], default="cosine",
+                   help="decay after the warmup (default: %(default)s)")
+    g.add_argument("--warmup-steps", type=int, default=50, help="linear warmup (default: %(default)s)")
+    g.add_argument("--weight-decay", type=float, default=1e-3, help="AdamW weight decay (default: %(default)s)")
+    g.add_argument("--batch-seconds", type=float, default=60.0,
+                   help="audio per batch, padding included (default: %(default)s)")
+    g.add_argument("--accumulate", type=int, default=1,
+                   help="batches per optimizer step (gradient accumulation; default: %(default)s)")
+    g.add_argument("--freeze", help="keep part of the encoder fixed: 'subsampling', 'encoder', or K (the "
+                                    "subsampling and the bottom K layers)")
+    g.add_argument("--no-specaugment", action="store_true", help="no frequency and time masking")
+    g = p.add_argument_group("data")
+    g.add_argument("--language", help="locale of lines without 'lang'; an existing locale fine-tunes its prompt "
+                                      "slot, a new one (e.g. szl-PL) gets an unused slot, saved with the model")
+    g.add_argument("--val-chunk-ms", type=int, nargs="+", help="chunk sizes to validate (default: all)")
+    g = p.add_argument_group("run")
+    g.add_argument("--device", default="cpu", help="torch device, e.g. cuda (bf16 autocast there; default: %(default)s)")
+    g.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                   help="auto: bf16 autocast on CUDA, fp32 elsewhere (default: %(default)s)")
+    g.add_argument("--checkpoint-every", type=int, default=50,
+                   help="steps between resume checkpoints and validations (default: %(default)s)")
+    g.add_argument("--validate-every", type=int, default=0,
+                   help="steps between validations (default: at every checkpoint)")
+    g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    g.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    g.add_argument("--threads", type=int, help="CPU threads for torch")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def settings_from(args: argparse.Namespace):
+    from ..errors import OnePassError
+    from ..training import AugmentSettings, BatchSettings, FinetuneSettings, OptimSettings
+
+    for name in ("steps", "accumulate", "checkpoint_every", "threads"):
+        v = getattr(args, name)
+        if v is not None and v < (0 if name == "checkpoint_every" else 1):
+            raise OnePassError(f"--{name.replace('_', '-')} must be positive, got {v}")
+    if args.lr <= 0 or args.batch_seconds <= 0 or args.epochs <= 0:
+        raise OnePassError("--lr, --batch-seconds and --epochs must be positive")
+    augment = AugmentSettings(freq_masks=0, time_masks=0) if args.no_specaugment else AugmentSettings()
+    return FinetuneSettings(
+        model=args.model, train=args.train, out=args.out, val=args.val, steps=args.steps, epochs=args.epochs,
+        max_minutes=args.max_minutes, language=args.language, freeze=args.freeze, device=args.device,
+        precision=args.precision, seed=args.seed, threads=args.threads, validate_every=args.validate_every,
+        checkpoint_every=args.checkpoint_every, val_chunk_ms=tuple(args.val_chunk_ms or ()), resume=args.resume,
+        progress=not args.no_progress and sys.stderr.isatty(),
+        optim=OptimSettings(lr=args.lr, schedule=args.schedule, warmup_steps=args.warmup_steps,
+                            weight_decay=args.weight_decay),
+        augment=augment, batch=BatchSettings(batch_seconds=args.batch_seconds, accumulate=args.accumulate))
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..training import finetune
+
+    try:  # transformers' own progress bars (loading, saving) would interleave with ours
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except ImportError:
+        pass
+    result = finetune(settings_from(args), say=lambda line: print(line, flush=True))
+    if result.before is not None and result.after is not None:
+        print(f"validation before: {result.before.line()}")
+        print(f"validation after:  {result.after.line()}")
+    return 0

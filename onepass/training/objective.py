@@ -1,0 +1,75 @@
+"""The training forward pass: the encoder under the chunked-limited mask of one right context, the
+prediction net over the targets, and the RNN-T loss (``loss.py``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .data import Batch
+from .loss import DEFAULT_MAX_JOINT_ELEMENTS, lattice_log_probs, rnnt_nll
+
+
+@dataclass
+class StepLoss:
+    """What one batch contributes: the loss to minimise and numbers to log."""
+
+    loss: torch.Tensor  # scalar, what backward() runs on
+    labels: int  # target tokens in the batch
+    metrics: dict[str, float] = field(default_factory=dict)  # e.g. {"rnnt": 1.23}
+
+
+def encode(model, feats: torch.Tensor, mask: torch.Tensor, prompts: torch.Tensor | None,
+           right_context: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(joint-ready encoder output [B, T', H], valid frames [B]) with ``right_context`` frames of lookahead
+    (a frame sees its chunk of r+1 frames and the left context: what streaming at that chunk size sees)."""
+    kwargs = {"prompt_ids": prompts} if prompts is not None and hasattr(model, "prompt_projector") else {}
+    enc = model.get_audio_features(input_features=feats, attention_mask=mask, num_lookahead_tokens=right_context,
+                                   **kwargs).pooler_output
+    enc_len = model.encoder._get_output_attention_mask(mask, target_length=enc.shape[1]).sum(-1)
+    return enc, enc_len
+
+
+def predict(model, labels: torch.Tensor, blank: int, inputs: torch.Tensor | None = None) -> torch.Tensor:
+    """Prediction net over [start, labels...] -> [B, U+1, H] (``inputs``: other history tokens, e.g. with
+    some replaced by the start symbol)."""
+    start = torch.full((labels.shape[0], 1), blank, dtype=torch.long, device=labels.device)
+    return model.decoder(torch.cat([start, labels if inputs is None else inputs], dim=1))
+
+
+def rnnt_from_encoder(model, enc: torch.Tensor, enc_len: torch.Tensor, labels: torch.Tensor,
+                      label_lengths: torch.Tensor, max_joint_elements: int = DEFAULT_MAX_JOINT_ELEMENTS,
+                      pred_inputs: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-utterance RNN-T NLL [B] given the encoder output."""
+    blank = int(model.config.blank_token_id)
+    dec = predict(model, labels, blank, pred_inputs)
+
+    def joint(e, d):
+        return model.joint(decoder_hidden_states=d, encoder_hidden_states=e)
+
+    blank_lp, emit_lp = lattice_log_probs(joint, enc, dec, labels, blank, int(model.config.vocab_size),
+                                          max_joint_elements)
+    return rnnt_nll(blank_lp, emit_lp, enc_len, label_lengths)
+
+
+def to_device(batch: Batch, device: torch.device) -> Batch:
+    return Batch(batch.feats.to(device), batch.mask.to(device), batch.prompts.to(device), batch.labels.to(device),
+                 batch.label_lengths.to(device), batch.audio_s)
+
+
+class RNNTObjective:
+    """The RNN-T loss per target token (summed NLL / labels) of a batch at one right context."""
+
+    def __init__(self, max_joint_elements: int = DEFAULT_MAX_JOINT_ELEMENTS):
+        self.max_joint_elements = max_joint_elements
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        return []  # no parameters of its own
+
+    def __call__(self, model, batch: Batch, right_context: int, step: int) -> StepLoss:
+        enc, enc_len = encode(model, batch.feats, batch.mask, batch.prompts, right_context)
+        nll = rnnt_from_encoder(model, enc, enc_len, batch.labels, batch.label_lengths, self.max_joint_elements)
+        n = int(batch.label_lengths.sum())
+        loss = nll.sum() / max(1, n)
+        return StepLoss(loss, n, {"rnnt": float(loss.detach())})

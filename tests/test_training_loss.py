@@ -1,0 +1,89 @@
+"""The RNN-T loss of onepass.training: exact against a scalar dynamic programme, the same value and
+gradients whether or not the joint is computed in slices, and the slices never exceed their bound."""
+
+import math
+
+import pytest
+import torch
+
+from onepass.training.loss import frames_per_slice, lattice_log_probs, rnnt_loss, rnnt_nll
+
+
+def reference_nll(logits, targets, T_len, U_len, blank):
+    """Slow scalar forward algorithm (float64)."""
+    out = []
+    logp = logits.double().log_softmax(-1)
+    for b in range(logits.shape[0]):
+        T, U = int(T_len[b]), int(U_len[b])
+        a = [[-math.inf] * (U + 1) for _ in range(T)]
+        a[0][0] = 0.0
+        for t in range(T):
+            for u in range(U + 1):
+                if t == 0 and u == 0:
+                    continue
+                x = []
+                if t > 0:
+                    x.append(a[t - 1][u] + float(logp[b, t - 1, u, blank]))
+                if u > 0:
+                    x.append(a[t][u - 1] + float(logp[b, t, u - 1, targets[b, u - 1]]))
+                m = max(x)
+                a[t][u] = m + math.log(sum(math.exp(v - m) for v in x))
+        out.append(-(a[T - 1][U] + float(logp[b, T - 1, U, blank])))
+    return torch.tensor(out, dtype=torch.float64)
+
+
+def test_loss_matches_the_scalar_forward_algorithm():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 7, 5, 6, generator=g) * 3
+    targets = torch.randint(0, 5, (3, 4), generator=g)
+    T_len, U_len = torch.tensor([7, 5, 3]), torch.tensor([4, 2, 3])
+    ours = rnnt_loss(logits, targets, T_len, U_len, blank=5)
+    assert torch.allclose(ours.double(), reference_nll(logits, targets, T_len, U_len, 5), atol=1e-4)
+
+
+class Joint(torch.nn.Module):
+    def __init__(self, hidden: int, vocab: int):
+        super().__init__()
+        self.head = torch.nn.Linear(hidden, vocab)
+        self.calls: list[tuple[int, ...]] = []
+
+    def forward(self, enc, dec):
+        out = self.head(torch.relu(enc + dec))
+        self.calls.append(tuple(out.shape))
+        return out
+
+
+@pytest.mark.parametrize("budget", [10**9, 5000, 1])
+def test_sliced_joint_gives_the_same_loss_and_gradients_within_its_bound(budget):
+    g = torch.Generator().manual_seed(1)
+    B, T, U, H, V = 2, 9, 4, 8, 11
+    enc = torch.randn(B, T, H, generator=g, requires_grad=True)
+    dec = torch.randn(B, U + 1, H, generator=g, requires_grad=True)
+    targets = torch.randint(0, V - 1, (B, U), generator=g)
+    T_len, U_len = torch.tensor([9, 6]), torch.tensor([4, 3])
+    joint = Joint(H, V)
+
+    full = rnnt_loss(joint(enc[:, :, None, :], dec[:, None, :, :]), targets, T_len, U_len, V - 1).sum()
+    full_grads = torch.autograd.grad(full, [enc, dec, joint.head.weight])
+
+    joint.calls.clear()
+    b, e = lattice_log_probs(joint, enc, dec, targets, V - 1, V, max_joint_elements=budget)
+    sliced = rnnt_nll(b, e, T_len, U_len).sum()
+    grads = torch.autograd.grad(sliced, [enc, dec, joint.head.weight])
+    assert torch.allclose(sliced, full, atol=1e-5)
+    for a, c in zip(grads, full_grads):
+        assert torch.allclose(a, c, atol=1e-5)
+    frames = frames_per_slice(B, U + 1, V, budget)
+    assert all(shape[1] <= frames for shape in joint.calls)
+    if budget < B * T * (U + 1) * V:  # sliced: no call ever holds the whole lattice of logits
+        assert max(shape[0] * shape[1] * shape[2] * shape[3] for shape in joint.calls) < B * T * (U + 1) * V
+
+
+def test_frames_past_the_lengths_are_ignored():
+    g = torch.Generator().manual_seed(2)
+    logits = torch.randn(2, 6, 4, 5, generator=g)
+    targets = torch.randint(0, 4, (2, 3), generator=g)
+    a = rnnt_loss(logits, targets, torch.tensor([6, 4]), torch.tensor([3, 2]), 4)
+    padded = torch.cat([logits, torch.randn(2, 3, 4, 5, generator=g)], dim=1)  # extra frames past the lengths
+    b = rnnt_loss(padded, targets, torch.tensor([6, 4]), torch.tensor([3, 2]), 4)
+    assert torch.allclose(a, b)
