@@ -92,3 +92,16 @@ def test_ray_options_need_ray(capsys):
     assert "--replicas only apply with --ray" in capsys.readouterr().err
     with pytest.raises(OnePassError):
         ScaleConfig(num_replicas=0)
+
+
+def test_application_builder_takes_serve_options():
+    """What a Serve config file or a KubeRay RayService deploys (import_path onepass.cli.serve_ray:app)."""
+    pytest.importorskip("ray.serve")
+    from ray.serve import Application
+
+    from onepass.cli.serve_ray import app
+
+    built = app({"options": "--model demo --max-streams 3 --min-replicas 1 --max-replicas 4 --num-cpus 2"})
+    assert isinstance(built, Application)
+    with pytest.raises(SystemExit):
+        app({"options": "--no-such-option"})

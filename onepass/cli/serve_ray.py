@@ -91,3 +91,19 @@ def _wait_for_signal(every_period) -> str:
         for s, h in previous.items():
             signal.signal(s, h)
     return got[0]
+
+
+def app(args: dict):
+    """Serve application builder for config files and KubeRay (``import_path:
+    onepass.cli.serve_ray:app``): ``args["options"]`` holds `onepass serve` options as on the
+    command line, e.g. ``"--model nvidia/... --device cuda --max-streams auto --replicas 4"``
+    (--host, --port and --ray do not apply: the Serve config sets the proxy's address)."""
+    import shlex
+
+    from ..ray.deployment import build
+    from .main import build_parser
+
+    options = args.get("options", "")
+    argv = shlex.split(options) if isinstance(options, str) else [str(a) for a in options]
+    parsed = build_parser().parse_args(["serve", *argv, "--ray", "auto"])
+    return build(replica_config(parsed), scale_config(parsed))
