@@ -173,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-streams", type=int, default=64)
     p.add_argument("--first-guess", type=int, default=4)
     p.add_argument("--num-cpus", type=int, default=os.cpu_count() or 2, help="the local Ray's CPUs")
+    p.add_argument("--haproxy", action="store_true",
+                   help="Serve's HAProxy mode (RAY_SERVE_ENABLE_HA_PROXY=1) instead of its Python proxy")
     p.add_argument("--json", default=None, help="write the results here too")
     args = p.parse_args(argv)
 
@@ -194,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         replica = ReplicaConfig(ModelSpec(model=args.model, backend=args.backend),
                                 ServerConfig(max_streams=args.max_streams, max_batch=args.max_streams,
                                              chunk_ms=args.chunk_ms))
+        if args.haproxy:  # read by Serve at import, in this process and the Ray processes it starts
+            os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
         with ray_session(None, num_cpus=args.num_cpus):
             deploy(replica, ScaleConfig(num_replicas=1, num_cpus=1, name="bench"), port=serve_port)
             print("round trips ...", file=sys.stderr, flush=True)
