@@ -92,7 +92,7 @@ def add_ray_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("scale-out on Ray Serve (pip install \"onepass[ray]\"; see docs/scaling.md)")
     g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="serve through Ray Serve, one engine per replica: no ADDRESS starts a local Ray, "
-                        "'auto' joins the cluster started by 'ray start', or ray://HOST:10001")
+                        "'auto' joins the cluster started by 'ray start' (or any address ray.init takes)")
     g.add_argument("--replicas", type=_positive(int), default=None, metavar="N",
                    help="with --ray: a fixed number of replicas (default: 1)")
     g.add_argument("--min-replicas", type=_positive(int), default=None, metavar="N",
