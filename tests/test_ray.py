@@ -22,8 +22,8 @@ pytest.importorskip("ray.serve")
 pytest.importorskip("ray.data")
 
 from onepass.audio import load_for_model  # noqa: E402
+from onepass.cli.main import main  # noqa: E402
 from onepass.manifest import run_job, run_local  # noqa: E402
-from onepass.ray.batch import run_ray  # noqa: E402
 from onepass.ray.config import ModelSpec, ReplicaConfig, ScaleConfig  # noqa: E402
 from onepass.ray.deployment import deploy, ray_session  # noqa: E402
 from onepass.server import ServerConfig  # noqa: E402
@@ -206,7 +206,7 @@ def test_a_stopping_replica_drains_its_streams(cluster, asr, speech):
     assert finals_text(msgs) == expected.text == msgs[-1]["onepass"]["transcript"]
 
 
-def test_ray_data_job_equals_in_process_job(cluster, asr, tmp_path):
+def test_ray_data_job_equals_in_process_job(cluster, asr, tmp_path, capsys):
     import onepass
 
     root = onepass.__path__[0] + "/assets/samples/"
@@ -219,8 +219,11 @@ def test_ray_data_job_equals_in_process_job(cluster, asr, tmp_path):
     manifest.write_text("".join(json.dumps(d) + "\n" for d in lines))
 
     local = run_job(manifest, tmp_path / "local.jsonl", run_local(asr), progress=False)
-    on_ray = run_job(manifest, tmp_path / "ray.jsonl", run_ray(MODEL, workers=2, num_cpus=0.25), progress=False)
-    assert (local.done, local.failed) == (on_ray.done, on_ray.failed) == (3, 1)
+    assert (local.done, local.failed) == (3, 1)
+    # the command line, on the module's Ray (already running, so the command joins it)
+    assert main(["transcribe", "--manifest", str(manifest), "--output", str(tmp_path / "ray.jsonl"), "--ray",
+                 "--workers", "2", "--num-cpus", "0.25", "--model", MODEL.model, "--backend", MODEL.backend]) == 1
+    assert "3 transcribed, 0 already there, 1 failed (of 4)" in capsys.readouterr().err
     a = [json.loads(x) for x in (tmp_path / "local.jsonl").read_text().splitlines()]
     b = [json.loads(x) for x in (tmp_path / "ray.jsonl").read_text().splitlines()]
     assert [d["audio_filepath"] for d in b] == [d["audio_filepath"] for d in lines]  # manifest order
