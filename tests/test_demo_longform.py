@@ -22,11 +22,7 @@ import soundfile as sf
 
 import onepass
 
-TOOLS = Path(__file__).resolve().parents[1] / "tools" / "demo_model"
-if str(TOOLS) not in sys.path:
-    sys.path.insert(0, str(TOOLS))
-
-import longform  # noqa: E402
+from tools.demo_model import longform  # the repository root is on sys.path (tests/conftest.py)
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None,
                                 reason="espeak-ng is not installed (the CI installs it)")
@@ -57,7 +53,7 @@ def heldout(lang: str, n: int = CANDIDATES) -> tuple:
     --test-per-lang 150 --words-per-lang 400 --splits test`` (the first block's clips come out alike)."""
     import tempfile
 
-    import make_corpus
+    from tools.demo_model import make_corpus
 
     li = list(make_corpus.LANGUAGES).index(lang)
     locale, _ = make_corpus.LANGUAGES[lang]

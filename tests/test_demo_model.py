@@ -67,37 +67,16 @@ def test_demo_recognises_the_bundled_samples():
 
 # --- training tools (tools/demo_model): the pieces whose bugs would silently ruin a demo-model run ---
 
-TOOLS = Path(__file__).resolve().parents[1] / "tools" / "demo_model"
-
-
-def _tools():
-    import sys
-
-    if str(TOOLS) not in sys.path:
-        sys.path.insert(0, str(TOOLS))
-    import rnnt_loss
-    import train
-
-    return rnnt_loss, train
-
-
-def test_rnnt_loss_matches_scalar_dp():
-    rnnt_loss, _ = _tools()
-    g = torch.Generator().manual_seed(1)
-    logits = torch.randn(3, 6, 5, 7, generator=g) * 2
-    targets = torch.randint(0, 6, (3, 4), generator=g)
-    t_len, u_len = torch.tensor([6, 4, 2]), torch.tensor([4, 1, 3])
-    ours = rnnt_loss.rnnt_loss(logits, targets, t_len, u_len, blank=6)
-    ref = rnnt_loss._reference(logits, targets, t_len, u_len, blank=6)
-    # float32 forward algorithm vs a float64 scalar DP: float tolerance
-    assert torch.allclose(ours.double(), ref, atol=1e-4)
+# tools/demo_model is a package run from the repository root (tests/conftest.py puts the root on sys.path);
+# its RNN-T loss, schedule and augmentation are onepass.training's (tests/test_training_*.py).
 
 
 def test_output_priors_init():
     """CTC / joint head biases start at the label and blank priors (the fix for the prior collapse)."""
     from transformers import Nemotron3_5AsrConfig, Nemotron3_5AsrForRNNT
 
-    _, train = _tools()
+    from tools.demo_model import start
+
     enc = dict(model_type="nemotron_asr_streaming_encoder", hidden_size=16, num_hidden_layers=1,
                num_attention_heads=2, intermediate_size=32, subsampling_conv_channels=4, num_mel_bins=16)
     cfg = Nemotron3_5AsrConfig(encoder_config=enc, num_prompts=128, prompt_intermediate_size=8, vocab_size=6,
@@ -106,7 +85,7 @@ def test_output_priors_init():
     ctc_head = torch.nn.Linear(8, 6)
     labels = [[0, 2, 2], [3], [2, 4]]  # 6 labels
     enc_lengths = [10, 5, 5]  # 20 frames
-    train.init_output_priors_(model, ctc_head, labels, enc_lengths)
+    start.init_output_priors_(model, ctc_head, labels, enc_lengths)
     p_ctc = ctc_head.bias.detach().softmax(-1)
     p_joint = model.joint.head.bias.detach().softmax(-1)
     counts = torch.tensor([1 + 1, 1, 1 + 3, 1 + 1, 1 + 1, 0.0])  # add-one smoothing, blank excluded
@@ -133,8 +112,7 @@ def test_growing_a_checkpoint_keeps_what_it_computes():
     """grow.py: wider FF blocks are exact (new hidden units start disconnected); inserted layers only add
     a LayerNorm, refit to map its input back onto itself (float tolerance: measured 2e-4 relative here,
     1.3 before the refit)."""
-    _tools()
-    import grow
+    from tools.demo_model import grow
 
     old = _tiny_rnnt(2, 32, 0)
     with torch.no_grad():  # trained-looking LayerNorms (a fresh one is the identity affine)
@@ -169,10 +147,11 @@ def test_growing_a_checkpoint_keeps_what_it_computes():
 def test_mel_axis_warp():
     """freq_warp augmentation: factor 1 is the identity; 1.1 moves a spectral peak up by 10 %; padded
     (all-zero) frames stay zero."""
-    _, train = _tools()
+    from onepass.training.augment import warp_mel_axis
+
     x = torch.zeros(2, 5, 128)
     x[:, :4, 40] = 1.0
-    same = train.warp_mel_axis(x, torch.tensor([1.0, 1.1]))
+    same = warp_mel_axis(x, torch.tensor([1.0, 1.1]))
     assert torch.equal(same[0], x[0])
     assert int(same[1, 0].argmax()) == 44 and float(same[1, 0, 44]) == pytest.approx(1.0)
     assert torch.nonzero(same[1, 0]).flatten().tolist() == [43, 44, 45]  # linear interpolation: the neighbours
@@ -180,8 +159,7 @@ def test_mel_axis_warp():
 
 
 def test_frame_path_puts_each_words_pieces_at_its_end():
-    _tools()
-    import targets
+    from tools.demo_model import targets
     pieces = ["\u2581Big", "\u2581Re", "pub", "lican", "."]
     ids = [10, 11, 12, 13, 14]
     # words end at mel frames 41 and 100; encoder frame k has heard mel frames up to 8 k: frames 6 and 13
@@ -198,8 +176,7 @@ def test_frame_path_puts_each_words_pieces_at_its_end():
 
 
 def test_frame_phones_label_the_centre_of_each_frame():
-    _tools()
-    import targets
+    from tools.demo_model import targets
     index = {"sil": 0, "k": 1, "a": 2, "t": 3}
     phones = [[0.02, "k"], [0.09, "a"], [0.22, "t"], [0.28, "_:"]]
     words = [[0.02, 0.28]]
@@ -215,11 +192,7 @@ def test_corpus_word_times_come_from_espeak(tmp_path):
 
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed (the CI installs it)")
-    import sys
-
-    if str(TOOLS) not in sys.path:
-        sys.path.insert(0, str(TOOLS))
-    import make_corpus
+    from tools.demo_model import make_corpus
 
     text = "Unter grün, ging Kopf?"
     item = make_corpus.Item(path=str(tmp_path / "a.wav"), text=text, lang="de-DE", voice="de+m3",
@@ -242,13 +215,10 @@ def test_corpus_clip_audio_depends_on_its_block_alone(tmp_path):
     """libespeak-ng carries state from one utterance to the next, so make_corpus renders fixed blocks, each
     in a fresh process: a block rendered alone comes out sample for sample as inside the whole split."""
     import shutil
-    import sys
 
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed (the CI installs it)")
-    if str(TOOLS) not in sys.path:
-        sys.path.insert(0, str(TOOLS))
-    import make_corpus
+    from tools.demo_model import make_corpus
     import numpy as np
 
     texts = ["Seven green boats.", "Where is the old mill?", "Unter grün, ging Kopf!", "Tres casas rojas.",
@@ -273,11 +243,7 @@ def test_corpus_held_out_split_does_not_move_with_extra_training_sentences():
     whatever --extra-train-per-lang adds behind them; the wide training variants never include a held-out
     voice, and each of them is a voice espeak-ng renders differently."""
     import shutil
-    import sys
-
-    if str(TOOLS) not in sys.path:
-        sys.path.insert(0, str(TOOLS))
-    import make_corpus
+    from tools.demo_model import make_corpus
 
     short = make_corpus.make_sentences("es_ES", 30, seed=2, words_per_lang=50)
     longer = make_corpus.make_sentences("es_ES", 80, seed=2, words_per_lang=50)

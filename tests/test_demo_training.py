@@ -13,14 +13,21 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 TOOLS = REPO / "tools" / "demo_model"
 DEMO = REPO / "onepass" / "assets" / "demo"
-if str(TOOLS) not in sys.path:
-    sys.path.insert(0, str(TOOLS))
+
+
+def tool(name: str) -> list[str]:
+    """The command line of a recipe script (a module of the tools.demo_model package, run from the repo root)."""
+    return [sys.executable, "-m", f"tools.demo_model.{name}"]
+
+
+def sh(args: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=REPO, **kw)
 
 
 def test_rebuilt_tokenizer_is_the_shipped_one(tmp_path):
     pytest.importorskip("faker")
-    from build import train_sentencepiece
-    from rebuild_spm import shipped_pieces, spm_pieces, stage1_texts
+    from tools.demo_model.build import train_sentencepiece
+    from tools.demo_model.rebuild_spm import shipped_pieces, spm_pieces, stage1_texts
 
     assert spm_pieces(train_sentencepiece(stage1_texts(), tmp_path, 640)) == shipped_pieces(DEMO)
 
@@ -32,7 +39,7 @@ def corpus(tmp_path_factory):
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed (the CI installs it)")
     out = tmp_path_factory.mktemp("corpus")
-    subprocess.run([sys.executable, str(TOOLS / "make_corpus.py"), "--out", str(out), "--train-per-lang", "2",
+    sh([*tool("make_corpus"), "--out", str(out), "--train-per-lang", "2",
                     "--test-per-lang", "1", "--words-per-lang", "50", "--workers", "1"], check=True,
                    capture_output=True)
     return out
@@ -45,13 +52,13 @@ def test_training_from_the_shipped_directory_trains_the_new_heads_first(tmp_path
     cfg = json.loads((TOOLS / "demo_config_stage7.json").read_text())
     cfg.update(heads_only_steps=2, max_batch=3, log_every=1, threads=1)
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
-    train = [sys.executable, str(TOOLS / "train.py"), "--corpus", str(corpus), "--out", str(run),
+    train = [*tool("train"), "--corpus", str(corpus), "--out", str(run),
              "--config", str(tmp_path / "cfg.json"), "--init-from", str(DEMO), "--max-steps", "2"]
-    missing = subprocess.run(train, capture_output=True, text=True)
-    assert missing.returncode != 0 and "rebuild_spm.py" in missing.stderr  # the tokenizer comes first
-    subprocess.run([sys.executable, str(TOOLS / "rebuild_spm.py"), "--out", str(run)], check=True,
+    missing = sh(train, capture_output=True, text=True)
+    assert missing.returncode != 0 and "rebuild_spm" in missing.stderr  # the tokenizer comes first
+    sh([*tool("rebuild_spm"), "--out", str(run)], check=True,
                    capture_output=True)
-    out = subprocess.run(train, capture_output=True, text=True)
+    out = sh(train, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     ck = torch.load(run / "ckpt.pt", weights_only=False)
     shipped = load_file(str(DEMO / "model.safetensors"))
@@ -60,11 +67,11 @@ def test_training_from_the_shipped_directory_trains_the_new_heads_first(tmp_path
     assert all(torch.equal(ck["ema"][k], v) for k, v in shipped.items())  # and so is its weight average
     assert (run / "hf_ema" / "model.safetensors").exists()
     V, H = cfg["model"]["vocab_size"] + 1, cfg["model"]["decoder_hidden_size"]  # + blank
-    assert ck["ctc"]["weight"].shape == (V, H) and "phone" in ck
-    state = ck["opt"]["state"].values()  # AdamW state only for the two heads' weights and biases
+    assert ck["objective"]["ctc"]["weight"].shape == (V, H) and "phone" in ck["objective"]
+    state = ck["optimizer"]["state"].values()  # AdamW state only for the two heads' weights and biases
     assert len(state) == 4 and all(int(s["step"]) == 2 for s in state)
 
-    resumed = subprocess.run([sys.executable, str(TOOLS / "train.py"), "--corpus", str(corpus), "--out", str(run),
+    resumed = sh([*tool("train"), "--corpus", str(corpus), "--out", str(run),
                               "--resume", "--max-steps", "3"], capture_output=True, text=True)
     assert resumed.returncode == 0 and "resumed at step 2" in resumed.stdout, resumed.stderr[-2000:]
     ck3 = torch.load(run / "ckpt.pt", weights_only=False)
@@ -75,7 +82,7 @@ def test_training_from_the_shipped_directory_trains_the_new_heads_first(tmp_path
 
 
 def test_weight_average_follows_the_weights_and_copies_integer_buffers():
-    from train import WeightAverage
+    from onepass.training.average import WeightAverage
 
     model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
     start = {k: v.clone() for k, v in model.state_dict().items()}
@@ -94,19 +101,19 @@ def test_weight_average_follows_the_weights_and_copies_integer_buffers():
 
 
 def test_right_context_draw_follows_its_weights_and_keeps_the_uniform_stream(tmp_path):
-    from train import TrainConfig, draw_right_context, load_config
+    from onepass.training.loop import draw_right_context
+    from tools.demo_model.train import TrainConfig, load_config
 
     uniform = TrainConfig()
     g, ref = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
-    rcs = uniform.model.right_contexts
+    rcs = tuple(uniform.model.right_contexts)
     # no weights: the draw of the earlier stages, random stream and all
-    assert [draw_right_context(uniform, g) for _ in range(50)] == [
+    assert [draw_right_context(rcs, (), g) for _ in range(50)] == [
         rcs[int(torch.randint(len(rcs), (1,), generator=ref))] for _ in range(50)]
     cfg = load_config(str(REPO / "tools" / "demo_model" / "demo_config_stage8.json"))
     assert len(cfg.right_context_weights) == len(cfg.model.right_contexts)
-    weighted = TrainConfig(right_context_weights=[0.5, 0.0, 0.0, 0.0, 0.5])
     g = torch.Generator().manual_seed(0)
-    draws = [draw_right_context(weighted, g) for _ in range(2000)]
+    draws = [draw_right_context(rcs, (0.5, 0.0, 0.0, 0.0, 0.5), g) for _ in range(2000)]
     assert set(draws) == {0, 13}  # a zero weight is never drawn
     assert 900 < draws.count(0) < 1100  # about half (binomial sd 22)
     bad = tmp_path / "bad.json"
@@ -124,9 +131,9 @@ def test_a_bigger_config_grows_the_shipped_directory(tmp_path, corpus):
     layers = cfg["model"]["num_layers"]
     cfg["model"]["num_layers"] = layers + 1
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
-    subprocess.run([sys.executable, str(TOOLS / "rebuild_spm.py"), "--out", str(run)], check=True,
+    sh([*tool("rebuild_spm"), "--out", str(run)], check=True,
                    capture_output=True)
-    out = subprocess.run([sys.executable, str(TOOLS / "train.py"), "--corpus", str(corpus), "--out", str(run),
+    out = sh([*tool("train"), "--corpus", str(corpus), "--out", str(run),
                           "--config", str(tmp_path / "cfg.json"), "--init-from", str(DEMO), "--max-steps", "1"],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -146,14 +153,14 @@ def test_a_bigger_config_grows_the_shipped_directory(tmp_path, corpus):
 
 
 def test_random_voice_variants_widen_the_training_split_only(tmp_path, corpus):
-    from make_corpus import TEST_VARIANTS
-    from voices import data_dir_with, random_variant, system_data_dir
+    from tools.demo_model.make_corpus import TEST_VARIANTS
+    from tools.demo_model.voices import data_dir_with, random_variant, system_data_dir
 
     assert random_variant(7) == random_variant(7) != random_variant(8)
     with pytest.raises(ValueError, match="at most 349"):  # past the cap espeak-ng would ignore them silently
         data_dir_with([f"rv{k}" for k in range(1, 300)], tmp_path / "too_many")
     out = tmp_path / "rv"
-    subprocess.run([sys.executable, str(TOOLS / "make_corpus.py"), "--out", str(out), "--train-per-lang", "2",
+    sh([*tool("make_corpus"), "--out", str(out), "--train-per-lang", "2",
                     "--test-per-lang", "1", "--words-per-lang", "50", "--workers", "1", "--random-variants", "40"],
                    check=True, capture_output=True)
     rows = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
@@ -171,7 +178,7 @@ def test_random_voice_variants_widen_the_training_split_only(tmp_path, corpus):
         assert (out / wav.relative_to(corpus)).read_bytes() == wav.read_bytes()
     # --variant-seed draws other speakers for the same sentences
     out2 = tmp_path / "rv2"
-    subprocess.run([sys.executable, str(TOOLS / "make_corpus.py"), "--out", str(out2), "--train-per-lang", "2",
+    sh([*tool("make_corpus"), "--out", str(out2), "--train-per-lang", "2",
                     "--test-per-lang", "1", "--words-per-lang", "50", "--workers", "1", "--random-variants", "40",
                     "--variant-seed", "3"], check=True, capture_output=True)
     rows2 = [json.loads(line) for line in (out2 / "train.jsonl").read_text().splitlines()]
@@ -193,9 +200,9 @@ def test_long_form_batches_train_from_the_shipped_directory(tmp_path, corpus):
     assert cfg["heads_only_steps"] == 0 and cfg["train_decoder_only"]  # RNN-T alone: no fresh heads to train
     cfg.update(max_batch=3, log_every=1, threads=1, longform_prob=1.0)
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
-    subprocess.run([sys.executable, str(TOOLS / "rebuild_spm.py"), "--out", str(run)], check=True,
+    sh([*tool("rebuild_spm"), "--out", str(run)], check=True,
                    capture_output=True)
-    out = subprocess.run([sys.executable, str(TOOLS / "train.py"), "--corpus", str(corpus), "--out", str(run),
+    out = sh([*tool("train"), "--corpus", str(corpus), "--out", str(run),
                           "--config", str(tmp_path / "cfg.json"), "--init-from", str(DEMO), "--max-steps", "3"],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]

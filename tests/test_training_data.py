@@ -113,4 +113,5 @@ def test_schedules_warm_up_then_decay_to_their_floor(schedule, end):
     assert lr_at(100, 100, cfg) == pytest.approx(end * 1e-3)
     lrs = [lr_at(s, 100, cfg) for s in range(10, 101)]
     assert all(a >= b - 1e-12 for a, b in zip(lrs, lrs[1:]))
-    assert lr_at(50, 100, cfg, progress=1.0) == pytest.approx(end * 1e-3)  # a deadline squeezes the decay
+    assert lr_at(50, 100, cfg, time_fraction=1.0) == pytest.approx(end * 1e-3)  # a deadline squeezes the decay
+    assert lr_at(90, 100, cfg, time_fraction=0.0) == lr_at(90, 100, cfg)  # never slower than by steps

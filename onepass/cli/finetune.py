@@ -51,6 +51,7 @@ def add_parser(sub) -> None:
                    help="steps between resume checkpoints and validations (default: %(default)s)")
     g.add_argument("--validate-every", type=int, default=0,
                    help="steps between validations (default: at every checkpoint)")
+    g.add_argument("--log-every", type=int, default=10, help="steps per record in OUT/log.jsonl (default: %(default)s)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     g.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     g.add_argument("--threads", type=int, help="CPU threads for torch")
@@ -62,7 +63,7 @@ def settings_from(args: argparse.Namespace):
     from ..errors import OnePassError
     from ..training import AugmentSettings, BatchSettings, FinetuneSettings, OptimSettings
 
-    for name in ("steps", "accumulate", "checkpoint_every", "threads"):
+    for name in ("steps", "accumulate", "checkpoint_every", "threads", "log_every"):
         v = getattr(args, name)
         if v is not None and v < (0 if name == "checkpoint_every" else 1):
             raise OnePassError(f"--{name.replace('_', '-')} must be positive, got {v}")
@@ -73,7 +74,7 @@ def settings_from(args: argparse.Namespace):
         model=args.model, train=args.train, out=args.out, val=args.val, steps=args.steps, epochs=args.epochs,
         max_minutes=args.max_minutes, language=args.language, freeze=args.freeze, device=args.device,
         precision=args.precision, seed=args.seed, threads=args.threads, validate_every=args.validate_every,
-        checkpoint_every=args.checkpoint_every, val_chunk_ms=tuple(args.val_chunk_ms or ()), resume=args.resume,
+        checkpoint_every=args.checkpoint_every, log_every=args.log_every, val_chunk_ms=tuple(args.val_chunk_ms or ()), resume=args.resume,
         progress=not args.no_progress and sys.stderr.isatty(),
         optim=OptimSettings(lr=args.lr, schedule=args.schedule, warmup_steps=args.warmup_steps,
                             weight_decay=args.weight_decay),

@@ -34,6 +34,8 @@ def spec_augment(x: torch.Tensor, lengths: torch.Tensor, cfg: AugmentSettings, g
             f0 = int(torch.randint(0, F - w + 1, (1,), generator=g))
             x[b, :, f0: f0 + w] = fill
         widest = int(cfg.time_mask_fraction * n)
+        if cfg.time_mask_frames is not None:
+            widest = min(widest, cfg.time_mask_frames)
         for _ in range(cfg.time_masks):
             w = int(torch.randint(0, widest + 1, (1,), generator=g))
             t0 = int(torch.randint(0, max(1, n - w), (1,), generator=g))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -33,6 +33,7 @@ class Batch:
     labels: torch.Tensor  # [B, U] label ids, padded with 0
     label_lengths: torch.Tensor  # [B]
     audio_s: float  # seconds of audio (valid frames)
+    extra: dict = field(default_factory=dict)  # recipe-specific tensors (e.g. frame targets), moved with the batch
 
     @property
     def size(self) -> int:

@@ -23,6 +23,13 @@ from .data import Batch
 from .objective import StepLoss, to_device
 
 
+def draw_right_context(right_contexts: tuple[int, ...], weights: tuple[float, ...], g: torch.Generator) -> int:
+    """One batch's right context: uniform over ``right_contexts``, or by ``weights`` (one per entry)."""
+    if not weights:
+        return right_contexts[int(torch.randint(len(right_contexts), (1,), generator=g))]
+    return right_contexts[int(torch.multinomial(torch.tensor(weights, dtype=torch.float64), 1, generator=g))]
+
+
 class Objective(Protocol):
     def __call__(self, model, batch: Batch, right_context: int, step: int) -> StepLoss: ...
 
@@ -160,19 +167,14 @@ class Trainer:
         return self._elapsed_before + time.perf_counter() - self._t0
 
     # --- schedule ------------------------------------------------------------------------------------
-    def progress(self) -> float | None:
-        """Decay fraction when a deadline squeezes the schedule (None: by steps alone)."""
-        s = self.settings
-        if s.deadline_s is None:
+    def time_fraction(self) -> float | None:
+        """Fraction of the wall-clock budget used (None without a deadline): squeezes the schedule."""
+        if self.settings.deadline_s is None:
             return None
-        by_steps = min(1.0, self.step / max(1, s.total_steps))
-        return min(1.0, max(by_steps, self.elapsed_s / s.deadline_s))
+        return min(1.0, self.elapsed_s / self.settings.deadline_s)
 
     def draw_right_context(self) -> int:
-        rcs, w = self.settings.right_contexts, self.settings.right_context_weights
-        if not w:
-            return rcs[int(torch.randint(len(rcs), (1,), generator=self.g))]
-        return rcs[int(torch.multinomial(torch.tensor(w, dtype=torch.float64), 1, generator=self.g))]
+        return draw_right_context(self.settings.right_contexts, self.settings.right_context_weights, self.g)
 
     def _done(self) -> bool:
         s = self.settings
@@ -189,7 +191,7 @@ class Trainer:
     def train_step(self) -> dict:
         """One optimizer step over ``accumulate`` batches; returns its log numbers."""
         self.hooks.before_step(self)
-        lr = self.hooks.lr(self, self.lr_at(self.step, self.progress()))
+        lr = self.hooks.lr(self, self.lr_at(self.step, self.time_fraction()))
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
         self.optimizer.zero_grad(set_to_none=True)

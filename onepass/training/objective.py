@@ -54,8 +54,9 @@ def rnnt_from_encoder(model, enc: torch.Tensor, enc_len: torch.Tensor, labels: t
 
 
 def to_device(batch: Batch, device: torch.device) -> Batch:
+    extra = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.extra.items()}
     return Batch(batch.feats.to(device), batch.mask.to(device), batch.prompts.to(device), batch.labels.to(device),
-                 batch.label_lengths.to(device), batch.audio_s)
+                 batch.label_lengths.to(device), batch.audio_s, extra)
 
 
 class RNNTObjective:

@@ -26,6 +26,7 @@ class AugmentSettings:
     freq_mask_bins: int = 15  # widest frequency mask, mel bins
     time_masks: int = 2
     time_mask_fraction: float = 0.05  # widest time mask, as a fraction of the utterance
+    time_mask_frames: int | None = None  # and at most this many mel frames (None: no cap)
     freq_warp: float = 0.0  # per-utterance mel-axis warp by a factor in [1 - w, 1 + w]; 0: off
 
 

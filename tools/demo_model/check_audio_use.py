@@ -7,18 +7,23 @@
    (cut to the same length) after the subsampling, after each conformer layer and at the joint input.
    A collapsed encoder (the same output for every clip) shows it shrinking layer by layer towards 0.
 
-    python tools/demo_model/check_audio_use.py /work/demo_corpus/run6 [MANIFEST]
+    python -m tools.demo_model.check_audio_use /work/demo_corpus/run6 [MANIFEST]
 """
 import json
 import sys
-from pathlib import Path
 
 import sentencepiece as spm
 import torch
 from transformers import AutoModelForRNNT
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train import rnnt_forward  # noqa: E402
+from onepass.training.objective import encode, rnnt_from_encoder
+
+
+def rnnt_forward(model, x, mask, prompts, y, yl, r: int) -> torch.Tensor:
+    """Mean RNN-T loss per label of a batch at right context r."""
+    enc, enc_len = encode(model, x, mask, prompts, r)
+    return rnnt_from_encoder(model, enc, enc_len, y, yl).sum() / yl.sum()
+
 
 torch.set_num_threads(1)
 run = sys.argv[1]
@@ -34,9 +39,9 @@ lab = [sp.encode(r["text"]) for r in rows]
 y = torch.nn.utils.rnn.pad_sequence([torch.tensor(t) for t in lab], batch_first=True)
 yl = torch.tensor([len(t) for t in lab])
 with torch.no_grad():
-    rn, _ = rnnt_forward(m, x, mask, torch.zeros(8, dtype=torch.long), y, yl, 13)
+    rn = rnnt_forward(m, x, mask, torch.zeros(8, dtype=torch.long), y, yl, 13)
     perm = torch.roll(torch.arange(8), 1)
-    rn2, _ = rnnt_forward(m, x[perm], mask[perm], torch.zeros(8, dtype=torch.long), y, yl, 13)
+    rn2 = rnnt_forward(m, x[perm], mask[perm], torch.zeros(8, dtype=torch.long), y, yl, 13)
 print("loss", rn.item(), "mismatched audio", rn2.item())
 
 outs: dict[str, list[torch.Tensor]] = {}

@@ -25,8 +25,7 @@ d['row'] = '$row'; print(json.dumps(d))" >> "$res"
 # training clips: the first 50 per language of the 9 base voice variants and of the newer (wide) ones
 python - "$corpus/train.jsonl" "$out" <<'EOF'
 import json, sys
-sys.path.insert(0, "tools/demo_model")
-from make_corpus import TRAIN_VARIANTS
+from tools.demo_model.make_corpus import TRAIN_VARIANTS
 
 rows = [json.loads(line) for line in open(sys.argv[1], encoding="utf-8")]
 for group in ("base", "wide"):

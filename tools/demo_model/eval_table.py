@@ -1,7 +1,7 @@
 """The demo model card's tables from eval_all.sh's results.jsonl (markdown), with an earlier run's
 numbers in brackets when a second results file is given.
 
-    python tools/demo_model/eval_table.py OUT/results.jsonl [BASELINE/results.jsonl]
+    python -m tools.demo_model.eval_table OUT/results.jsonl [BASELINE/results.jsonl]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """WER of a model on NeMo-style manifests with onepass, offline and streaming (push API).
 
-    python tools/demo_model/evaluate.py --model onepass/assets/demo \
+    python -m tools.demo_model.evaluate --model onepass/assets/demo \
         --manifest /work/demo_corpus/test.jsonl --chunk-ms 1120 80 --mode offline stream [--limit 50] [--json]
 
 WER is computed on normalised text (lowercase, punctuation removed, whitespace collapsed) and also on the

@@ -1,7 +1,7 @@
 """Long-form accuracy of a model (issue 35): streams of held-out clips joined with pauses, against the same
 clips alone.
 
-    python tools/demo_model/evaluate_longform.py --model onepass/assets/demo --manifest /work/heldout/test.jsonl \
+    python -m tools.demo_model.evaluate_longform --model onepass/assets/demo --manifest /work/heldout/test.jsonl \
         --streams 100 --per-stream 6 --chunk-ms 1120 80 [--mode offline stream] [--json]
 
 Stream k takes ``--per-stream`` clips of one language (languages in turn, clips drawn without replacement
@@ -23,9 +23,8 @@ from pathlib import Path
 import jiwer
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from evaluate import normalize  # noqa: E402
-from longform import join_audio, make_streams, sentence_losses  # noqa: E402
+from .evaluate import normalize
+from .longform import join_audio, make_streams, sentence_losses
 
 
 def transcribe(asr, audios: list, langs: list[str], mode: str, chunk_ms: int, batch: int = 8) -> list[str]:

@@ -4,7 +4,7 @@
 What the demo model's held-out WER does NOT measure: ordinary speech with ordinary words. Writes
 OUT/everyday.jsonl (NeMo manifest: audio_filepath, text, lang) and the WAVs; then
 
-    python tools/demo_model/everyday_set.py --out /tmp/everyday
+    python -m tools.demo_model.everyday_set --out /tmp/everyday
     onepass eval --manifest /tmp/everyday/everyday.jsonl --model demo --chunk-ms 1120 --json
 """
 from __future__ import annotations

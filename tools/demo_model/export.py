@@ -1,7 +1,7 @@
 """Ship a trained checkpoint: copy the HF directory into onepass/assets/demo, check that transformers and
 onepass load it and agree, and pick the bundled samples.
 
-    python tools/demo_model/export.py --run /work/demo_corpus/run --corpus /work/demo_corpus [--weights hf_ema]
+    python -m tools.demo_model.export --run /work/demo_corpus/run --corpus /work/demo_corpus [--weights hf_ema]
 
 Writes onepass/assets/demo/{config.json, generation_config.json, model.safetensors, processor_config.json,
 tokenizer.json, tokenizer_config.json} and onepass/assets/samples/{en-US,es-ES,de-DE}.wav + samples.json

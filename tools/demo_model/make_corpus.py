@@ -12,7 +12,7 @@ Manifests (NeMo style, one JSON object per line): audio_filepath, text, lang, du
 words (voiced [start, end] seconds of each whitespace-separated word, from libespeak-ng word events) and
 phones ([start seconds, espeak-ng phoneme mnemonic], from its phoneme events).
 
-    python tools/demo_model/make_corpus.py --out /work/demo_corpus --train-per-lang 3000 --test-per-lang 150
+    python -m tools.demo_model.make_corpus --out /work/demo_corpus --train-per-lang 3000 --test-per-lang 150
 
 The corpus is not committed; this script regenerates it deterministically (seeded). libespeak-ng keeps
 state from one utterance to the next (a text's audio, its length too, depends on what the same process
@@ -307,7 +307,7 @@ def main() -> None:
     args = ap.parse_args()
     train_variants = WIDE_TRAIN_VARIANTS if args.train_variants == "wide" else TRAIN_VARIANTS
     if args.random_variants:
-        from voices import data_dir_with
+        from .voices import data_dir_with
 
         vseed = args.seed if args.variant_seed is None else args.variant_seed
         names = [f"rv{vseed * 100000 + k + 1}" for k in range(args.random_variants)]

@@ -6,7 +6,7 @@ every 25 steps (the phoneme prior is about 3.4 nats). Used in the third session 
 of the causal subsampling (``shift=1`` moves the targets one frame later; train.py now labels that way,
 so ``shift=0`` is the corrected labelling and ``shift=-1`` the old one).
 
-    python tools/demo_model/probe.py --run /work/demo_corpus3/run13 [steps=150] [shift=0] [lr=2e-3] \
+    python -m tools.demo_model.probe --run /work/demo_corpus3/run13 [steps=150] [shift=0] [lr=2e-3] \
         [freeze=1] [r=13] [clip=1.0] [num_layers=5] [subsampling_channels=32] ...
 
 ``--run`` must hold train.py's feature cache (train_feats.pt) and tokenizer (demo_spm.model); the
@@ -25,10 +25,10 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import train as T  # noqa: E402
-from targets import frame_phones, phone_inventory  # noqa: E402
-from build import build_model_and_processor  # noqa: E402
+from . import start as S
+from . import train as T
+from .build import build_model_and_processor
+from .targets import frame_phones, phone_inventory
 
 
 def main() -> None:
@@ -49,7 +49,7 @@ def main() -> None:
         if hasattr(cfg.model, k):
             setattr(cfg.model, k, type(getattr(cfg.model, k))(v))
     model, _ = build_model_and_processor(cfg.model, str(args.run / "demo_spm.model"))
-    T.init_weights_(model, feats)
+    S.init_weights_(model, feats)
     if opts.get("freeze", "1") == "1":
         for m in model.encoder.subsampling.modules():
             if isinstance(m, torch.nn.Conv2d):
@@ -77,7 +77,7 @@ def main() -> None:
             x[j, : lengths[i]] = feats[i].float()
             mask[j, : lengths[i]] = 1
         r = int(opts["r"]) if "r" in opts else random.choice(cfg.model.right_contexts)
-        pid = torch.tensor([T.PROMPT_SLOT[rows[i]["lang"]] for i in b])
+        pid = torch.tensor([S.PROMPT_SLOT[rows[i]["lang"]] for i in b])
         enc = model.get_audio_features(input_features=x, attention_mask=mask, prompt_ids=pid,
                                        num_lookahead_tokens=r).pooler_output
         out = head(enc)

@@ -1,7 +1,7 @@
 """Rebuild the demo model's SentencePiece model (the training loop needs it; the shipped HF directory keeps
 only its tokenizer.json) and check it against a shipped tokenizer.json, piece by piece.
 
-    python tools/demo_model/rebuild_spm.py --out /work/demo_corpus4/run18 [--check onepass/assets/demo]
+    python -m tools.demo_model.rebuild_spm --out /work/demo_corpus4/run18 [--check onepass/assets/demo]
 
 The shipped tokenizer was trained (stage 1, build.train_sentencepiece) on the first 4,000 training
 sentences of each language, which make_corpus.py draws in a fixed, seeded order: the same text again gives
@@ -15,9 +15,8 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from build import train_sentencepiece  # noqa: E402
-from make_corpus import LANGUAGES, make_sentences  # noqa: E402
+from .build import train_sentencepiece
+from .make_corpus import LANGUAGES, make_sentences
 
 REPO = Path(__file__).resolve().parents[2]
 

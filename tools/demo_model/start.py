@@ -1,31 +1,19 @@
-"""How a training run's weights start (train.py): a fresh init, a resume from OUT/ckpt.pt, the shipped HF
-directory, or an earlier run's ckpt.pt (grown when the config has more layers or wider FF blocks)."""
+"""How a training run's weights start (train.py): a fresh init, the shipped HF directory, or an earlier
+run's ckpt.pt (grown when the config has more layers or wider FF blocks). A resume from OUT/ckpt.pt is
+onepass.training's (``Trainer.load_state_dict``)."""
 
 from __future__ import annotations
 
 import json
-import random
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from build import ModelConfig, build_model_and_processor
-from grow import fit_inserted_norms_, grow_state_dict, growth_error
+from .build import ModelConfig, build_model_and_processor
+from .grow import fit_inserted_norms_, grow_state_dict, growth_error
 
 PROMPT_SLOT = {"en-US": 0, "es-ES": 2, "de-DE": 9}
 AUTO_SLOT = 101  # "auto" in the real prompt dictionary (the model's default_prompt_id)
-
-
-@dataclass
-class Start:
-    """Where the step loop begins: counters, the pending batches of the current epoch, the step from which
-    the lr re-warms (a fresh optimizer after a resume) and the weight average, when the run had one."""
-    step: int = 0
-    epoch: int = 0
-    batches: list[list[int]] = field(default_factory=list)
-    rewarm_from: int | None = None
-    ema: dict[str, torch.Tensor] | None = None
 
 
 def init_weights_(model, feats: list[torch.Tensor]) -> None:
@@ -131,32 +119,6 @@ def check_batch(feats, prompts, idx: list[int]):
     return x, mask, torch.tensor([prompts[i] for i in idx])
 
 
-def resume_(ckpt_path: Path, model, ctc_head, phone_head, opt, rng: random.Random, g: torch.Generator,
-            feats: list[torch.Tensor], reinit_subsampling: bool = False) -> Start:
-    """Load OUT/ckpt.pt into the model, heads, optimizer and RNGs (``--resume``)."""
-    ck = torch.load(ckpt_path, weights_only=False, map_location="cpu")
-    model.load_state_dict(ck["model"])
-    start = Start(step=ck["step"], epoch=ck["epoch"], batches=ck.get("batches", []), ema=ck.get("ema"))
-    if phone_head is not None and "phone" in ck:
-        phone_head.load_state_dict(ck["phone"])
-    if reinit_subsampling:
-        init_subsampling_(model, feats)
-        if ctc_head is not None and "ctc" in ck:
-            ctc_head.load_state_dict(ck["ctc"])
-        start.rewarm_from = ck["step"]
-    elif ctc_head is not None and "ctc" not in ck:  # first resume after adding the CTC head
-        start.rewarm_from = ck["step"]
-    else:
-        if ctc_head is not None:
-            ctc_head.load_state_dict(ck["ctc"])
-        opt.load_state_dict(ck["opt"])
-    rng.setstate(ck["rng"])
-    g.set_state(ck["gen"])
-    torch.set_rng_state(ck["torch_rng"])
-    print(f"resumed at step {start.step}", flush=True)
-    return start
-
-
 def _needs_growth(old: dict[str, torch.Tensor], model) -> bool:
     return any(k not in old or old[k].shape != v.shape for k, v in model.state_dict().items())
 
@@ -182,7 +144,7 @@ def init_from_hf_(directory: Path, model, spm_path: str, heads_only_steps: int, 
     wider FF blocks than the directory's grows it (grow.py), as from a ckpt.pt."""
     from safetensors.torch import load_file
 
-    from rebuild_spm import shipped_pieces, spm_pieces
+    from .rebuild_spm import shipped_pieces, spm_pieces
 
     if spm_pieces(spm_path) != shipped_pieces(directory):
         raise SystemExit(f"{spm_path} is not the tokenizer of {directory}")
@@ -209,15 +171,16 @@ def init_from_ckpt_(path: Path, model, ctc_head, phone_head, phone_names: list[s
         _grow_(old_model.eval(), model, rows, feats, prompts, path.parent)
     else:
         model.load_state_dict(ck["model"])
+    heads = ck.get("objective", ck)  # onepass.training's ckpt.pt keeps the heads with the objective
     if ctc_head is not None:
-        ctc_head.load_state_dict(ck["ctc"])
+        ctc_head.load_state_dict(heads["ctc"])
     if phone_head is not None:
         old = {n: k for k, n in enumerate(json.loads((path.parent / "phones.json").read_text()))}
         with torch.no_grad():  # rows by phoneme name; a phoneme new to this corpus keeps its fresh row
             for k, n in enumerate(phone_names):
                 if n in old:
-                    phone_head.weight[k] = ck["phone"]["weight"][old[n]]
-                    phone_head.bias[k] = ck["phone"]["bias"][old[n]]
+                    phone_head.weight[k] = heads["phone"]["weight"][old[n]]
+                    phone_head.bias[k] = heads["phone"]["bias"][old[n]]
         print(f"phoneme head: {sum(n in old for n in phone_names)} of {len(phone_names)} rows from "
               f"{path.parent}", flush=True)
     print(f"initialised from {path} (its step {ck['step']})", flush=True)

@@ -14,7 +14,6 @@ that start-up cost (a few of a trial's first chunks), the eager ones have none.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import time
 from contextlib import contextmanager
 
@@ -29,29 +28,14 @@ BIG_BATCH = 1 << 16  # "no limit" on streams per step: the engine's default (32)
 
 @contextmanager
 def engine_settings(**overrides):
-    """Engine settings for the trials: through ``trial``'s own config argument where it has one,
-    else by wrapping the EngineConfig that ``engine_runs.trial`` builds (fields it lacks are
-    dropped and reported)."""
-    from onepass.bench import engine_runs
+    """Engine settings for the trials, through ``trial(engine_config=...)`` (fields EngineConfig
+    does not have are dropped and reported)."""
+    from onepass.engine import EngineConfig
 
-    base = engine_runs.EngineConfig
-    known = base.__dataclass_fields__
+    known = EngineConfig.__dataclass_fields__
     applied = {k: v for k, v in overrides.items() if k in known}
-    ignored = sorted(set(overrides) - set(applied))
-    params = inspect.signature(engine_runs.trial).parameters
-    if "engine_config" in params or "config" in params:
-        name = "engine_config" if "engine_config" in params else "config"
-        yield dict(applied=applied, ignored=ignored, via=f"trial({name}=...)", kwargs={name: base(**applied)})
-        return
-
-    def config(**kw):
-        return base(**{**kw, **applied})
-
-    engine_runs.EngineConfig = config
-    try:
-        yield dict(applied=applied, ignored=ignored, via="engine_runs.EngineConfig wrapped", kwargs={})
-    finally:
-        engine_runs.EngineConfig = base
+    yield dict(applied=applied, ignored=sorted(set(overrides) - set(applied)), via="trial(engine_config=...)",
+               kwargs={"engine_config": EngineConfig(**applied)})
 
 
 def step_setter(mode: str, asr):
