@@ -13,17 +13,21 @@ __version__ = "0.1.0"
 
 
 def load_model(source, device="cpu", dtype="float32", backend="torch", onnx_dir=None, quantize="none",
-               threads=None, prepack=None):
+               threads=None, prepack=None, decoder_dtype=None, tf32=False):
     """Load a Nemotron streaming ASR model (see ``onepass.checkpoints.load_model``).
     ``backend="onnxruntime"`` runs the encoder in ONNX Runtime (``onepass.onnx.to_onnxruntime``:
     ``onnx_dir`` from ``onepass export``, else exported with ``quantize`` none/int8/int4 once into
     the export cache). ``backend="auto"`` (the CLI default): onnxruntime for float32 on the CPU
     (faster there, same token ids; see docs/benchmarks.md), torch otherwise.
-    ``prepack`` (torch backend; default on for float32 on the CPU): oneDNN-prepacked weights."""
+    ``prepack`` (torch backend; default on for float32 on the CPU): oneDNN-prepacked weights.
+    ``decoder_dtype``: the prediction net and joint in another dtype than ``dtype`` (float32 next
+    to a bfloat16 encoder). ``tf32``: on CUDA, let float32 matrix products and convolutions use
+    TF32 (faster, not bit-exact; off by default)."""
     from .checkpoints import load_model as _load
 
     backend = resolve_backend(backend, device, dtype, quantize, onnx_dir)
-    asr = _load(source, device=device, dtype=dtype, prepack=prepack if backend == "torch" else False)
+    asr = _load(source, device=device, dtype=dtype, prepack=prepack if backend == "torch" else False,
+                decoder_dtype=decoder_dtype, tf32=tf32)
     if backend == "onnxruntime":
         from .onnx import to_onnxruntime
 

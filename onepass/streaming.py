@@ -78,7 +78,7 @@ class StreamingSession:
             raise OnePassError("this stream is already finished")
         self._open(SAMPLE_RATE)
         stream = self._engine.stream(self._id)
-        if stream.samples_in == 0 and not len(stream.pending):
+        if stream.samples_in == 0 and not stream.pending:
             stream.resampler.process(np.zeros(0, np.float32), last=True)
         self._engine.finish(self._id)
         self.last_update = self._collect(final=True)

@@ -216,3 +216,27 @@ def test_resident_batch_is_exact(asr, clips):
     for name, transcript in closed.items():
         assert transcript.token_ids == asr.transcribe(clips[name], 16000, language="en-US", chunk_ms=160).token_ids
     assert all(p.in_use == 0 for p in engine.pools.values())
+
+
+def test_ready_queues_hold_only_streams_with_a_step(asr, clips):
+    """The step looks at the streams with a chunk ready (per chunk size), not at every open stream."""
+    engine = Engine(asr, EngineConfig(max_streams=64, endpoint_blank_ms=None))
+    idle = [engine.open("en-US", 160) for _ in range(40)]
+    other = engine.open("en-US", 560)
+    assert not engine.has_work() and not any(engine.ready.values())
+    busy = engine.open("en-US", 160)
+    engine.accept(busy, clips["normal"][:16000])
+    engine.accept(idle[0], clips["normal"][:100])  # less than a chunk: not ready
+    assert set(engine.ready[engine.streams[busy].right_context]) == {busy} and engine.has_work()
+    ran = set()
+    while engine.has_work():
+        engine.step()
+        ran |= set(engine.last_streams)
+    assert ran == {busy}
+    engine.finish(other)  # no audio: one (empty) closing step
+    assert set(engine.ready[engine.streams[other].right_context]) == {other}
+    engine.close(other)
+    assert not engine.has_work()
+    engine.finish(busy)
+    events = engine.run_until_idle()
+    assert [e.kind for e in events][-1] == "closed" and not any(engine.ready.values())

@@ -4,7 +4,9 @@ memory."""
 
 from __future__ import annotations
 
+import dataclasses
 import gc
+import heapq
 import time
 
 import numpy as np
@@ -63,18 +65,24 @@ def offline_run(asr: Recognizer, audio: np.ndarray, language: str) -> OfflineRun
 
 
 def trial(asr: Recognizer, clips: list[np.ndarray], n: int, chunk_ms: int, trial_s: float,
-          language: str, staggered: bool = True, min_chunks: int = 32) -> Trial:
+          language: str, staggered: bool = True, min_chunks: int = 32,
+          engine_config: EngineConfig | None = None) -> Trial:
     """n streams, stream i starting i/n of a chunk after stream 0 (``staggered``; else all at
     once), each sent one chunk of audio when its wall-clock time comes; the engine steps
-    whenever any stream has a chunk ready.
+    whenever any stream has a chunk ready. ``engine_config``: the engine's settings (e.g. a
+    larger ``max_batch`` on a GPU); endpointing is off and ``max_streams`` at least n.
 
     A chunk's latency runs from the scheduled arrival of the packet that completes it to the
-    step that decodes it (so a feeder delayed by a long step counts against the engine)."""
+    step that decodes it (so a feeder delayed by a long step counts against the engine). The
+    feeder's own work per loop is proportional to the packets due and the streams stepped (a
+    heap of due times; only the stepped streams are read back), not to n, so it does not cap
+    the capacity it measures at thousands of streams."""
     chunk_s = chunk_ms / 1000
     size = packet_samples(chunk_ms)
     packets = trial_packets(trial_s, chunk_ms, min_chunks)
     per_chunk = asr.config.right_context_for_chunk_ms(chunk_ms) + 1  # encoder frames per chunk
-    engine = Engine(asr, EngineConfig(endpoint_blank_ms=None, max_streams=max(n, 256)))
+    base = engine_config or EngineConfig()
+    engine = Engine(asr, dataclasses.replace(base, endpoint_blank_ms=None, max_streams=max(n, base.max_streams)))
     for sid in [engine.open(language, chunk_ms) for _ in range(n)]:  # grow the slot pool outside the clock
         engine.close(sid)
     # distinct audio per stream: the clips, rotated by a different offset each time round
@@ -93,52 +101,51 @@ def trial(asr: Recognizer, clips: list[np.ndarray], n: int, chunk_ms: int, trial
     def due(i: int, packet: int) -> float:
         return offsets[i] + (min(packet, packets - 1) + 1) * chunk_s
 
+    queue = [(offsets[i], i) for i in range(n)]  # (when, stream): its open, then each packet
+    heapq.heapify(queue)
+    closed_count = 0
     aborted = False
-    while not all(closed):
+    while closed_count < n:
         now = time.monotonic()
-        for i in range(n):
-            if ids[i] is None and now >= offsets[i]:
+        while queue and queue[0][0] <= now:
+            _, i = heapq.heappop(queue)
+            if ids[i] is None:
                 ids[i] = engine.open(language, chunk_ms)
                 index[ids[i]] = i
-            while ids[i] is not None and sent[i] < packets and now >= due(i, sent[i]):
+            else:
                 engine.accept(ids[i], audio[i][sent[i] * size:(sent[i] + 1) * size])
                 sent[i] += 1
                 if sent[i] == packets:
                     engine.finish(ids[i])
                     end_lag[i] = packets * chunk_s - decoded[i] * FRAME_S
-            if ids[i] is not None and not closed[i] and sent[i] * chunk_s - decoded[i] * FRAME_S > abort_lag:
-                aborted = True
+                aborted |= sent[i] * chunk_s - decoded[i] * FRAME_S > abort_lag  # (a lag grows only here)
+            if sent[i] < packets:
+                heapq.heappush(queue, (due(i, sent[i]), i))
         if aborted:  # report how far behind the worst stream was when the trial stopped
             end_lag = [max(sent[i] * chunk_s - decoded[i] * FRAME_S for i in range(n))]
             break
         if not engine.has_work():
-            pending = [due(i, sent[i]) for i in range(n) if sent[i] < packets and ids[i] is not None]
-            pending += [offsets[i] for i in range(n) if ids[i] is None]
-            time.sleep(max(0.0, min(pending, default=now) - time.monotonic()))
+            time.sleep(max(0.0, (queue[0][0] if queue else now) - time.monotonic()))
             continue
         events = engine.step()
         t = time.monotonic()
         steps += 1
-        before = list(decoded)
-        ended = set()
+        stepped = {index[sid] for sid in engine.last_streams}
         for e in events:
             if e.kind == "closed":
                 i = index[e.stream_id]
                 closed[i] = True
-                ended.add(i)
+                closed_count += 1
+                stepped.add(i)
                 decoded[i] = round(e.end_s / FRAME_S)
-        progressed = 0
-        for i in range(n):
-            if ids[i] is None:
-                continue
+        for i in stepped:
             if not closed[i]:
                 decoded[i] = engine.stream(ids[i]).frames_decoded
-            progressed += decoded[i] > before[i] or i in ended
             done = -(-decoded[i] // per_chunk) if closed[i] else decoded[i] // per_chunk
             for j in range(chunks_done[i], done):
                 (latencies if j < packets else finals).append(t - due(i, j))
             chunks_done[i] = done
-        batch_total += progressed
+        batch_total += len(stepped)
     wall = time.monotonic() - t0
     for sid in list(engine.streams):
         engine.close(sid)

@@ -17,6 +17,12 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
                    help="weights and activations precision (default: %(default)s)")
+    p.add_argument("--decoder-dtype", default=None, choices=["float32", "bfloat16", "float16"],
+                   help="the prediction net and joint in another precision than --dtype (e.g. float32 next to a "
+                        "bfloat16 encoder; default: --dtype)")
+    p.add_argument("--tf32", action="store_true",
+                   help="CUDA float32: allow TF32 matrix products and convolutions (faster; not bit-exact, so off "
+                        "by default)")
     p.add_argument("--backend", default="auto", choices=BACKENDS,
                    help="where the encoder runs (default: %(default)s = onnxruntime for float32 on the CPU, "
                         "faster there with the same token ids, its graph exported once into ~/.cache/onepass "
@@ -31,7 +37,8 @@ def load(args: argparse.Namespace):
     from .. import load_model
 
     return load_model(args.model, device=args.device, dtype=args.dtype, backend=getattr(args, "backend", "torch"),
-                      onnx_dir=getattr(args, "onnx_dir", None), quantize=getattr(args, "quantize", "none"))
+                      onnx_dir=getattr(args, "onnx_dir", None), quantize=getattr(args, "quantize", "none"),
+                      decoder_dtype=getattr(args, "decoder_dtype", None), tf32=getattr(args, "tf32", False))
 
 
 def report_bug(exc: BaseException, debug: bool, context: str = "") -> None:

@@ -7,13 +7,12 @@ import time
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from ..audio import SAMPLE_RATE, StreamResampler, check_rate, to_mono_float32
 from ..decoding.text import IncrementalText
 from ..decoding.transcript import FRAME_S, extend, make_transcript
 from ..errors import OnePassError
-from ..model.frontend import MelStream
+from ..model.frontend import SampleWindows
 from ..step import Row, StateArena
 from .config import EngineConfig
 from .events import StreamEvent
@@ -44,9 +43,10 @@ class Engine:
         self.factor = self.model.config.encoder.subsampling_factor
         self.pools: dict[int, StateArena] = {}  # per right context: the state of its streams
         self.streams: dict[int, EngineStream] = {}
+        self.ready: dict[int, dict[int, EngineStream]] = {}  # per right context: streams with a step to run
         self.last_batches: tuple[int, ...] = ()  # streams per batched model call in the last step()
+        self.last_streams: tuple[int, ...] = ()  # the streams the last step() ran
         self._ids = itertools.count()
-        self._mels = self.model.config.frontend.num_mel_bins
 
     # ---- stream lifecycle -------------------------------------------------------------
     def open(self, language: str | None = None, chunk_ms: int | None = None,
@@ -69,11 +69,12 @@ class Engine:
             growth = self.config.slot_growth
             pool = self.pools[r] = self.model_step.arena(
                 r, self.config.max_streams if self.model_step.graphs is not None else growth, growth)
+            self.ready[r] = {}
         sid = next(self._ids)
         self.streams[sid] = EngineStream(
             id=sid, right_context=r, slot=pool.acquire(), language=lang,
-            resampler=StreamResampler(sample_rate, SAMPLE_RATE), mel=MelStream(self.model.frontend),
-            pending=torch.zeros(0, self._mels), text=IncrementalText(self.recognizer.tokenizer, FRAME_S),
+            resampler=StreamResampler(sample_rate, SAMPLE_RATE), windows=SampleWindows(self.model.config.frontend),
+            text=IncrementalText(self.recognizer.tokenizer, FRAME_S),
             endpoint_ms=endpoint, silence_ms=silence)
         return sid
 
@@ -136,29 +137,42 @@ class Engine:
         if s is not None and not s.closed:
             s.closed = True
             self.pools[s.right_context].release(s.slot)
+            self.ready[s.right_context].pop(s.id, None)
 
     def _ready(self, s: EngineStream, change) -> None:
         """Apply ``change`` and note when the steps it made runnable became ready (latency)."""
         before = steps_ready(s, self.factor)
         change()
-        s.ready_at.extend([time.monotonic()] * max(0, steps_ready(s, self.factor) - before))
+        after = steps_ready(s, self.factor)
+        s.ready_at.extend([time.monotonic()] * max(0, after - before))
+        self._queue(s, after)
+
+    def _queue(self, s: EngineStream, steps: int) -> None:
+        """Keep the ready queue of the stream's chunk size in step with its ``steps`` runnable."""
+        queue = self.ready[s.right_context]
+        if steps > 0 and not s.closed:
+            queue[s.id] = s
+        else:
+            queue.pop(s.id, None)
 
     # ---- step loop ---------------------------------------------------------------------
     def has_work(self) -> bool:
-        return any(steps_ready(s, self.factor) > 0 for s in self.streams.values())
+        return any(self.ready.values())
 
     def step(self) -> list[StreamEvent]:
         """One batched step per chunk size: schedule -> execute -> update. The batch sizes
-        run are in ``last_batches``."""
+        run are in ``last_batches``, the streams in ``last_streams``."""
         events: list[StreamEvent] = []
-        sizes = []
+        sizes, ran = [], []
         for r, pool in list(self.pools.items()):
-            batch = schedule([s for s in self.streams.values() if s.right_context == r],
-                             self.factor, self.config.max_batch)
+            batch = schedule(list(self.ready[r].values()), self.factor, self.config.max_batch)
             if batch:
                 sizes.append(len(batch))
+                ran += [s.id for s in batch]
                 events += self._update(pool, batch, *self._execute(pool, batch))
-        self.last_batches = tuple(sizes)
+                for s in batch:
+                    self._queue(s, steps_ready(s, self.factor))
+        self.last_batches, self.last_streams = tuple(sizes), tuple(ran)
         return events
 
     def run_until_idle(self) -> list[StreamEvent]:
@@ -174,12 +188,10 @@ class Engine:
         rows = []
         for s in batch:
             need = chunk_frames(not s.started, r, self.factor)
-            segment = s.segment_ends[0].frames if s.segment_ends else len(s.pending)
-            take = min(segment, need)
+            segment = s.segment_ends[0].frames if s.segment_ends else s.pending
             final = (bool(s.segment_ends) or s.input_done) and segment <= need
-            rows.append(Row(s.slot, s.pending[:take], 0 if s.started else lead0, final,
-                            s.language.prompt or 0, s.frame_offset))
-            s.consume(take)
+            rows.append(Row(s.slot, None, 0 if s.started else lead0, final, s.language.prompt or 0,
+                            s.frame_offset, audio=s.take(min(segment, need))))
             s.started = True
         # in slot order: streams that run every step then have consecutive slots (arena views)
         order = sorted(range(len(rows)), key=lambda i: rows[i].slot)

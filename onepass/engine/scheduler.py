@@ -38,7 +38,7 @@ def steps_ready(s: EngineStream, factor: int) -> int:
     for end in s.segment_ends:
         n += _closing_steps(end.frames - start, started, r, factor)
         start, started = end.frames, False
-    rest = len(s.pending) - start
+    rest = s.pending - start
     if s.input_done:
         return n + _closing_steps(rest, started, r, factor)
     return n + _full_chunks(rest, started, r, factor)

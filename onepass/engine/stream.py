@@ -1,4 +1,5 @@
-"""Host-side state of one engine stream: audio in, mel frames waiting, tokens out."""
+"""Host-side state of one engine stream: audio in, mel frames waiting (as the samples they are
+computed from, in the step), tokens out."""
 
 from __future__ import annotations
 
@@ -6,21 +7,21 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from ..audio import StreamResampler
 from ..decoding.greedy import Emissions
 from ..decoding.text import IncrementalText
 from ..languages import Language
-from ..model.frontend import MelStream
+from ..model.frontend import FrameAudio, SampleWindows
 
 
 @dataclass
 class SegmentEnd:
     """A flush point (``Engine.finalize(flush=True)``) not yet reached by the encoder."""
 
-    frames: int  # mel frames of ``pending`` that belong to the flushed segment
+    frames: int  # of the ``pending`` frames, those that belong to the flushed segment
     samples: int  # model-rate samples received up to the flush (where the next segment starts)
+    windows: SampleWindows  # the flushed segment's samples
 
 
 @dataclass
@@ -30,11 +31,11 @@ class EngineStream:
     slot: int
     language: Language
     resampler: StreamResampler
-    mel: MelStream
-    pending: torch.Tensor  # (n, mels) mel frames not yet encoded
+    windows: SampleWindows  # the current segment's samples
     text: IncrementalText  # the current utterance
     endpoint_ms: int | None = None  # no tokens for this long ends an utterance (None: never)
     silence_ms: int | None = None  # no tokens for this long after speech reports "silence" (None: never)
+    pending: int = 0  # mel frames final and not yet encoded (of every segment)
     emitted: Emissions = field(default_factory=Emissions)  # every token of the stream
     started: bool = False  # first chunk of the current segment encoded
     input_done: bool = False  # finish() was called
@@ -57,24 +58,24 @@ class EngineStream:
         self.samples_in += len(audio)
         self.segment_input += len(samples)
         self.segment_samples += len(audio)
-        frames = self.mel.accept(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)))
+        self.pending += self.windows.accept(audio)
         if last and self.segment_samples:  # a segment without samples has no frames (offline: no tokens)
-            frames = torch.cat([frames, self.mel.finish()])
-        if len(frames):
-            self.pending = torch.cat([self.pending, frames])
+            self.pending += self.windows.finish()
 
     def end_segment(self) -> None:
         """Flush the resampler and the front end as at the end of the input; audio pushed
         later goes through a fresh front end into the next segment."""
         self.push(np.zeros(0, np.float32), last=True)
-        self.mel = MelStream(self.mel.logmel)
-        self.segment_ends.append(SegmentEnd(len(self.pending), self.samples_in))
+        self.segment_ends.append(SegmentEnd(self.pending, self.samples_in, self.windows))
+        self.windows = SampleWindows(self.windows.config)
         self.segment_input = self.segment_samples = 0
 
-    def consume(self, frames: int) -> None:
-        self.pending = self.pending[frames:]
+    def take(self, frames: int) -> FrameAudio:
+        """The next ``frames`` frames (of the oldest segment not yet encoded), as samples."""
+        self.pending -= frames
         for end in self.segment_ends:
             end.frames -= frames
+        return (self.segment_ends[0].windows if self.segment_ends else self.windows).take(frames)
 
     def next_seq(self) -> int:
         self.seq += 1

@@ -9,6 +9,7 @@ samples have arrived; streamed frames equal offline frames.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -63,21 +64,6 @@ class LogMel(nn.Module):
         self.register_buffer("filterbank", filterbank.contiguous(), persistent=False)
         self.register_buffer("window", padded, persistent=False)
 
-    def on_host(self) -> "LogMel":
-        """This front end on the CPU (itself there; else a cached copy): ``MelStream`` runs per
-        stream on the host, the engine copies one batch of frames per step to the device."""
-        if self.window.device.type == "cpu":
-            return self
-        source, host = self.__dict__.get("_host", (None, None))
-        if source is not self.window:  # .to() gives new buffer tensors: copy again
-            host = LogMel(self.config, self.filterbank.float().cpu(), self.window.float().cpu()[self._window_span()])
-            self.__dict__["_host"] = (self.window, host)  # not a submodule: stays on the host
-        return host
-
-    def _window_span(self) -> slice:
-        left = (self.config.n_fft - self.config.win_length) // 2
-        return slice(left, left + self.config.win_length)
-
     @property
     def lookahead_samples(self) -> int:
         """Samples past a frame's centre its window still reads (win/2)."""
@@ -120,53 +106,78 @@ class LogMel(nn.Module):
         return feats * valid[..., None], frame_lengths
 
 
-class MelStream:
-    """Incremental log-mel for one stream: push samples, get the frames that became final.
+@dataclass
+class FrameAudio:
+    """The STFT input of ``frames`` consecutive mel frames of one stream: ``n_fft + hop*(frames-1)``
+    pre-emphasised samples (none when ``frames`` is 0)."""
 
-    Keeps the pre-emphasised samples still needed (at most one window) and the last raw
-    sample for the filter. ``finish`` flushes the frames an offline pass would have made.
+    samples: np.ndarray  # float32
+    frames: int
+
+
+class SampleWindows:
+    """One stream's pre-emphasised samples, cut into the STFT input of its mel frames: the host
+    half of the streaming front end. ``LogMel.frames`` turns a batch of ``take`` results into
+    log-mel frames once per step, on the model's device, for every stream in the step.
+
+    ``accept`` keeps the samples (pre-emphasis continues across calls) and says how many frames
+    became final; ``finish`` makes the frames an offline pass would add at the end of the input
+    (their windows zero padded); ``take(n)`` hands out the next n frames' samples and forgets
+    the samples no later frame reads (at most one window is kept).
     """
 
-    def __init__(self, logmel: LogMel):
-        self.logmel = logmel = logmel.on_host()
-        cfg = logmel.config
-        self.hop = cfg.hop_length
-        self.half = cfg.n_fft // 2
-        self.next_frame = 0  # index of the next mel frame to emit
+    def __init__(self, config: FrontendConfig):
+        self.config = config
+        self.hop, self.half = config.hop_length, config.n_fft // 2
+        self.lookahead = config.win_length // 2  # samples past a frame's centre its window reads
+        self.preemphasis = np.float32(config.preemphasis)
         self.samples_in = 0  # samples received so far
-        self._last = None  # last raw sample (pre-emphasis memory)
-        # pre-emphasised samples from absolute index self._buf_start on (starts with the centre pad)
-        self._buf = torch.zeros(self.half)
-        self._buf_start = -self.half
+        self.ready = 0  # frames final so far
+        self.next_frame = 0  # the next frame ``take`` hands out
+        self._last: np.float32 | None = None  # last raw sample (pre-emphasis memory)
+        # pre-emphasised samples from absolute index self._start on (starts with the centre pad)
+        self._buf = np.zeros(self.half, np.float32)
+        self._start = -self.half
 
-    def accept(self, samples: torch.Tensor) -> torch.Tensor:
-        """Add float32 samples at the model rate; return newly final frames (n, mels)."""
-        samples = samples.reshape(-1).float()
-        if samples.numel():
-            y = self.logmel.preemphasize(samples, self._last)
-            self._last = samples[-1:].clone()
-            self._buf = torch.cat([self._buf, y])
-            self.samples_in += samples.numel()
-        # frame f is final once samples up to hop*f + win/2 have arrived
-        ready = (self.samples_in - self.logmel.lookahead_samples) // self.hop + 1
-        return self._emit(ready)
+    def accept(self, samples: np.ndarray) -> int:
+        """Add float32 samples at the model rate; returns how many frames became final (frame f
+        is final once samples up to hop*f + win/2 have arrived)."""
+        x = np.asarray(samples, np.float32).reshape(-1)
+        if x.size:
+            y = x.copy()
+            if self.preemphasis:
+                y[1:] -= self.preemphasis * x[:-1]
+                if self._last is not None:
+                    y[0] -= self.preemphasis * self._last
+            self._last = x[-1]
+            self._buf = np.concatenate([self._buf, y])
+            self.samples_in += x.size
+        return self._advance((self.samples_in - self.lookahead) // self.hop + 1)
 
-    def finish(self) -> torch.Tensor:
-        """Flush: frames up to the offline valid count (samples_in // hop), zero padded."""
-        return self._emit(self.samples_in // self.hop)
+    def finish(self) -> int:
+        """End of input: frames up to the offline valid count (samples_in // hop) become final."""
+        return self._advance(self.samples_in // self.hop)
 
-    def _emit(self, end: int) -> torch.Tensor:
-        n = end - self.next_frame
+    def _advance(self, ready: int) -> int:
+        new = max(0, ready - self.ready)
+        self.ready += new
+        return new
+
+    def take(self, n: int) -> FrameAudio:
+        """The samples of the next ``n`` final frames (zero past the end of the input)."""
         if n <= 0:
-            return torch.zeros(0, self.logmel.config.num_mel_bins)
-        start = self.hop * self.next_frame - self.half - self._buf_start
-        stop = start + self.logmel.config.n_fft + self.hop * (n - 1)
-        seg = self._buf[start:stop]
-        if seg.numel() < stop - start:
-            seg = nn.functional.pad(seg, (0, stop - start - seg.numel()))
-        out = self.logmel.frames(seg)
-        self.next_frame = end
-        keep_from = self.hop * self.next_frame - self.half - self._buf_start
-        self._buf = self._buf[keep_from:].clone()
-        self._buf_start += keep_from
-        return out
+            return FrameAudio(np.zeros(0, np.float32), 0)
+        if self.next_frame + n > self.ready:
+            raise ValueError(f"{n} frames asked, {self.ready - self.next_frame} final")
+        begin = self.hop * self.next_frame - self.half - self._start
+        length = self.config.n_fft + self.hop * (n - 1)
+        seg = self._buf[begin:begin + length]
+        if seg.size < length:
+            seg = np.concatenate([seg, np.zeros(length - seg.size, np.float32)])
+        else:
+            seg = seg.copy()
+        self.next_frame += n
+        keep = self.hop * self.next_frame - self.half - self._start
+        self._buf = self._buf[keep:]
+        self._start += keep
+        return FrameAudio(seg, n)

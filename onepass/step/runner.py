@@ -34,7 +34,7 @@ class ModelStep:
         self.model = model
         self.config = config = config or StepConfig()
         p = model.joint.head.weight
-        self.device, self.dtype = p.device, p.dtype
+        self.device, self.dtype = p.device, model.encoder_dtype  # the features' dtype
         on_cpu = self.device.type == "cpu"
         if config.decoder not in ("auto", WINDOWED, LABEL_LOOPING):
             raise ValueError(f"unknown decoder {config.decoder!r}")
@@ -58,7 +58,7 @@ class ModelStep:
     def batch(self, arena: StateArena, rows: list[Row], chunks: int = 1) -> StepBatch:
         """Rows padded to their bucket, on the device."""
         return make_batch(rows, self.frames(arena.right_context, chunks), bucket_size(len(rows), self.buckets),
-                          self.mels, self.device, self.dtype)
+                          self.mels, self.device, self.dtype, self.model.frontend)
 
     @torch.no_grad()
     def run(self, arena: StateArena, batch: StepBatch) -> StepResult:
