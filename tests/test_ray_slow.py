@@ -90,7 +90,7 @@ def test_autoscaling_on_stream_load():
     port = _free_port()
     replica = ReplicaConfig(MODEL, ServerConfig(max_streams=2, idle_timeout_s=300))
     scale = ScaleConfig(num_replicas=None, min_replicas=1, max_replicas=2, num_cpus=0.5, target_load=0.5,
-                        upscale_delay_s=0, downscale_delay_s=5, look_back_s=2, name="autoscaled")
+                        upscale_delay_s=0, downscale_delay_s=5, look_back_s=12, name="autoscaled")
     with ray_session(None, num_cpus=2):
         deploy(replica, scale, port=port)
         assert _replicas(serve, "autoscaled") == 1

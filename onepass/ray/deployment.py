@@ -15,7 +15,6 @@ from .replica import OnePassReplica
 
 log = logging.getLogger("onepass.ray")
 HEALTH_CHECK_PERIOD_S = 5.0
-STATS_INTERVAL_S = 2.0  # how often each replica reports its load to the autoscaler
 
 
 def build(replica: ReplicaConfig, scale: ScaleConfig):
@@ -36,7 +35,7 @@ def build(replica: ReplicaConfig, scale: ScaleConfig):
         options["autoscaling_config"] = AutoscalingConfig(
             min_replicas=scale.min_replicas, max_replicas=scale.max_replicas,
             upscale_delay_s=scale.upscale_delay_s, downscale_delay_s=scale.downscale_delay_s,
-            look_back_period_s=scale.look_back_s, metrics_interval_s=STATS_INTERVAL_S,
+            look_back_period_s=scale.look_back_s,
             policy=AutoscalingPolicy(policy_function=POLICY, policy_kwargs={"target_load": scale.target_load}))
     else:
         options["num_replicas"] = scale.num_replicas
