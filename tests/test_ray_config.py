@@ -105,3 +105,13 @@ def test_application_builder_takes_serve_options():
     assert isinstance(built, Application)
     with pytest.raises(SystemExit):
         app({"options": "--no-such-option"})
+
+
+def test_a_failed_replica_shows_the_users_error():
+    from onepass.ray.deployment import replica_error
+
+    trace = ("Failed to update the deployments ['OnePass'].\nTraceback (most recent call last):\n  File \"x.py\", "
+             "line 1, in load\nonepass.errors.OnePassError: model '/m' not found: give a model directory")
+    assert replica_error(trace) == "model '/m' not found: give a model directory"
+    assert replica_error("boom\nTraceback:\nValueError: bad thing") == "ValueError: bad thing"
+    assert replica_error("Deploying application x failed.") == "Deploying application x failed."

@@ -76,7 +76,7 @@ def deploy(replica: ReplicaConfig, scale: ScaleConfig, host: str = "127.0.0.1", 
     try:
         serve.run(build(replica, scale), name=scale.name, route_prefix=scale.route_prefix)
     except Exception as exc:  # a replica that failed to start: show its error, not Serve's traceback
-        raise OnePassError(f"the replicas did not start: {replica_error(exc)}") from None
+        raise OnePassError(f"the replicas did not start: {replica_error(_failure(serve, scale.name, exc))}") from None
 
 
 def undeploy(name: str) -> None:
@@ -91,11 +91,22 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def replica_error(exc: BaseException) -> str:
-    """The user's error inside Serve's report of a failed replica (the OnePassError line)."""
+def _failure(serve, name: str, exc: BaseException) -> str:
+    """Serve's error and the deployments' messages (which hold the replica's traceback)."""
     text = str(exc)
+    try:
+        app = serve.status().applications.get(name)
+        text += "".join(f"\n{d.message}" for d in (app.deployments.values() if app else ()))
+    except Exception:  # noqa: BLE001 - the error itself is still worth showing
+        pass
+    return text
+
+
+def replica_error(text: str) -> str:
+    """The user's error inside Serve's report of a failed replica: the OnePassError line, else
+    the last exception line, else the first line."""
     found = re.findall(r"OnePassError: (.+)", text)
     if found:
         return found[-1].strip()
-    lines = [ln.strip() for ln in text.splitlines() if re.match(r"\s*\w+(Error|Exception): ", ln)]
-    return lines[-1] if lines else first_line(exc)
+    lines = [ln.strip() for ln in text.splitlines() if re.match(r"\s*[\w.]+(Error|Exception): ", ln)]
+    return lines[-1] if lines else (text.strip().splitlines() or ["unknown error"])[0]
