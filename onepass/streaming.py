@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .audio import SAMPLE_RATE
+from .decoding.phrases import hotword_settings
 from .decoding.text import IncrementalText
 from .decoding.transcript import FRAME_S
 from .engine import Engine, EngineConfig
@@ -33,8 +34,11 @@ if TYPE_CHECKING:
 
 
 class StreamingSession:
-    def __init__(self, recognizer: Recognizer, language: str | None = None, chunk_ms: int | None = None):
+    def __init__(self, recognizer: Recognizer, language: str | None = None, chunk_ms: int | None = None,
+                 hotwords=None, hotword_boost: float | None = None):
         self.recognizer = recognizer
+        self._hotwords = hotword_settings(hotwords, hotword_boost)
+        recognizer.hotwords(self._hotwords)  # a phrase past a limit fails here, not at the first audio
         self._engine = Engine(recognizer, EngineConfig(max_batch=1, max_streams=1, endpoint_blank_ms=None))
         self._language, self._chunk_ms = language, chunk_ms
         self.language = recognizer.language(language)
@@ -86,7 +90,7 @@ class StreamingSession:
 
     def _open(self, sample_rate: int) -> None:
         if self._id is None:
-            self._id = self._engine.open(self._language, self._chunk_ms, sample_rate)
+            self._id = self._engine.open(self._language, self._chunk_ms, sample_rate, hotwords=self._hotwords)
             self._rate = sample_rate
             self._stream = self._engine.stream(self._id)
 

@@ -25,9 +25,25 @@ _SPECIAL_PIECE = re.compile(r"^(\[.*\]|<.*>|##.*|\u2581.*|\s*)$", re.DOTALL)
 
 
 class Tokenizer:
-    def __init__(self, pieces: list[str], blank_id: int):
+    def __init__(self, pieces: list[str], blank_id: int, encoder=None):
         self.pieces = pieces
         self.blank_id = blank_id
+        self._encoder = encoder  # text -> piece ids (the model's own tokenizer), or None: longest match
+
+    def encode(self, text: str) -> list[int]:
+        """Piece ids of ``text`` as the model's tokenizer splits it (for phrase boosting); without
+        one (a bare vocabulary file), the longest piece that matches, word by word."""
+        if self._encoder is not None:
+            return [i for i in self._encoder(text) if 0 <= i < len(self.pieces)]
+        return _longest_match(self._piece_ids, text)
+
+    @functools.cached_property
+    def _piece_ids(self) -> dict[str, int]:
+        ids: dict[str, int] = {}
+        for i, piece in enumerate(self.pieces):
+            if piece and i != self.blank_id and not LANGUAGE_TAG.match(piece) and piece not in CONTROL:
+                ids.setdefault(piece, i)
+        return ids
 
     @classmethod
     def from_tokenizer_json(cls, path: Path, vocab_size: int, blank_id: int) -> "Tokenizer":
@@ -38,7 +54,7 @@ class Tokenizer:
             pieces = [tok.id_to_token(i) or "" for i in range(vocab_size)]
         except Exception as exc:  # tokenizers raises plain Exceptions on bad files
             raise OnePassError(f"cannot read tokenizer {path}: {exc}") from None
-        return cls(pieces, blank_id)
+        return cls(pieces, blank_id, _Encoder("json", path.read_bytes()))
 
     @classmethod
     def from_sentencepiece(cls, path: Path, vocab_size: int, blank_id: int) -> "Tokenizer":
@@ -50,7 +66,7 @@ class Tokenizer:
             raise OnePassError(f"cannot read SentencePiece model {path}: {exc}") from None
         n = sp.get_piece_size()
         pieces = [sp.id_to_piece(i) for i in range(n)] + [""] * max(0, vocab_size - n)
-        return cls(pieces[:vocab_size], blank_id)
+        return cls(pieces[:vocab_size], blank_id, _Encoder("sentencepiece", sp.serialized_model_proto()))
 
     @classmethod
     def from_vocab_file(cls, path: Path, vocab_size: int, blank_id: int) -> "Tokenizer":
@@ -75,6 +91,49 @@ class Tokenizer:
         start a word: NeMo's text has no whitespace before them (``onepass.decoding.text``)."""
         return frozenset(ch for piece in self.pieces if not _SPECIAL_PIECE.match(piece)
                          for ch in piece if unicodedata.category(ch).startswith("P"))
+
+
+class _Encoder:
+    """The model's own tokenizer as text -> ids, kept as bytes (picklable), loaded on first use."""
+
+    def __init__(self, kind: str, data: bytes):
+        self.kind, self.data = kind, data
+        self._impl = None
+
+    def __getstate__(self):
+        return {"kind": self.kind, "data": self.data, "_impl": None}
+
+    def __call__(self, text: str) -> list[int]:
+        if self._impl is None:
+            if self.kind == "json":
+                from tokenizers import Tokenizer as HFTokenizer
+
+                tok = HFTokenizer.from_str(self.data.decode("utf-8"))
+                self._impl = lambda t: tok.encode(t, add_special_tokens=False).ids
+            else:
+                import sentencepiece as spm
+
+                sp = spm.SentencePieceProcessor(model_proto=self.data)
+                self._impl = sp.encode
+        return list(self._impl(text))
+
+
+def _longest_match(ids: dict[str, int], text: str) -> list[int]:
+    """Word by word (each word with its leading ``▁``), the longest known piece first; a
+    character no piece covers is skipped."""
+    out = []
+    longest = max((len(p) for p in ids), default=0)
+    for word in text.split():
+        rest = WORD_START + word
+        while rest:
+            for size in range(min(longest, len(rest)), 0, -1):
+                if rest[:size] in ids:
+                    out.append(ids[rest[:size]])
+                    rest = rest[size:]
+                    break
+            else:
+                rest = rest[1:]
+    return out
 
 
 def decode_bytes(data: bytes) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..model.asr import NemotronASR
+from .boosting import BoostRows, advance, boosted_labels
 
 
 @dataclass
@@ -46,9 +47,11 @@ JOINT_ROWS = 32  # joint rows per call: frames looked ahead per stream = JOINT_R
 
 @torch.no_grad()
 def greedy_decode(model: NemotronASR, enc: torch.Tensor, valid: torch.Tensor, state: DecoderState,
-                  frame_offset: torch.Tensor) -> list[Emissions]:
+                  frame_offset: torch.Tensor, boost: BoostRows | None = None) -> list[Emissions]:
     """enc (B, T, pred_hidden) projected encoder frames; valid (B,) frames per row;
-    frame_offset (B,) absolute index of enc[:, 0]. Updates ``state`` in place.
+    frame_offset (B,) absolute index of enc[:, 0]. Updates ``state`` in place. ``boost``: phrase
+    boosting of the rows (``boosting``; its ``node`` is updated in place): whether a frame emits is
+    the model's call, which label it emits is boosted; None: no boosting.
 
     Same result as the frame-by-frame loop, with fewer passes over the joint's weights (13088 x
     640, more bytes than the rest of the decoder): the joint scores the next ``window`` frames
@@ -81,6 +84,11 @@ def greedy_decode(model: NemotronASR, enc: torch.Tensor, valid: torch.Tensor, st
             er, f = rows[emit], first[emit]
             lg = logits[emit, f]  # (E, V)
             k = best[emit, f]
+            if boost is not None:
+                sub = boost.select(er)
+                k = boosted_labels(lg.float(), sub)
+                advance(sub, k, torch.ones_like(k, dtype=torch.bool))
+                boost.node[er] = sub.node
             probs = torch.softmax(lg.float(), dim=-1).gather(1, k[:, None])[:, 0]
             frame = pos[er] + f
             sym[er] = torch.where(f > 0, 0, sym[er]) + 1

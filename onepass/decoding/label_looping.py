@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from ..model.asr import NemotronASR
+from .boosting import BoostRows, advance, boosted_labels
 from .greedy import DecoderState, Emissions
 
 
@@ -59,7 +60,7 @@ def allocate_buffers(batch: int, frames: int, max_symbols: int, device: torch.de
 @torch.no_grad()
 def label_looping_decode(model: NemotronASR, enc: torch.Tensor, valid: torch.Tensor, state: DecoderState,
                          frame_offset: torch.Tensor, *, sync_every: int = 0,
-                         out: LabelBuffers | None = None) -> LabelBuffers:
+                         out: LabelBuffers | None = None, boost: BoostRows | None = None) -> LabelBuffers:
     """enc (B, T, pred_hidden) projected encoder frames; valid (B,) frames per row (clamped to T);
     frame_offset (B,) absolute index of enc[:, 0]. Updates ``state`` in place (masked writes: a
     row that emits nothing, a padding row with ``valid == 0`` included, keeps its state bit for bit).
@@ -67,8 +68,10 @@ def label_looping_decode(model: NemotronASR, enc: torch.Tensor, valid: torch.Ten
     ``sync_every``: 0 runs the fixed bound of T * max_symbols iterations with no host read; K > 0
     reads one 0-dim flag before each block of K iterations and stops once no row is active.
     ``out``: buffers to fill (capacity at least ``buffer_capacity(T, max_symbols)``), zeroed first;
-    allocated when None. Returns the buffers. For CUDA-graph capture pass ``valid`` and
-    ``frame_offset`` on enc's device already (a host-to-device copy cannot be captured)."""
+    allocated when None. ``boost``: phrase boosting of the rows, as in ``greedy.greedy_decode`` (its
+    ``node`` updated in place, with masked writes). Returns the buffers. For CUDA-graph capture
+    pass ``valid`` and ``frame_offset`` on enc's device already (a host-to-device copy cannot be
+    captured)."""
     b, t_max, _ = enc.shape
     dev = enc.device
     max_symbols = max(1, model.config.max_symbols_per_step)
@@ -92,14 +95,14 @@ def label_looping_decode(model: NemotronASR, enc: torch.Tensor, valid: torch.Ten
         if sync_every > 0 and not bool((pos < valid).any()):
             break
         for _ in range(min(sync_every, bound - done) if sync_every > 0 else bound):
-            pos, sym = _iteration(model, enc, valid, state, offset, pos, sym, out, max_symbols)
+            pos, sym = _iteration(model, enc, valid, state, offset, pos, sym, out, max_symbols, boost)
             done += 1
     return out
 
 
 def _iteration(model: NemotronASR, enc: torch.Tensor, valid: torch.Tensor, state: DecoderState,
                offset: torch.Tensor, pos: torch.Tensor, sym: torch.Tensor, out: LabelBuffers,
-               max_symbols: int) -> tuple[torch.Tensor, torch.Tensor]:
+               max_symbols: int, boost: BoostRows | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One label step of every row; returns the new (pos, sym)."""
     b, t_max, hidden = enc.shape
     active = pos < valid
@@ -109,6 +112,10 @@ def _iteration(model: NemotronASR, enc: torch.Tensor, valid: torch.Tensor, state
     top, label = logits.max(dim=-1)
     emit = active & (label != model.config.blank_id)
     prob = torch.exp(logits - top[:, None]).sum(dim=-1).reciprocal()
+    if boost is not None:  # the model decides blank or not; the bonus, which label
+        label = torch.where(label == model.config.blank_id, label, boosted_labels(logits, boost))
+        prob = prob * torch.exp(logits.gather(1, label[:, None])[:, 0] - top)  # exp(0) = 1 at the maximum
+        advance(boost, label, emit)
 
     # A row that emits nothing writes back what its next slot held; a full row never emits, but
     # its slot index is clamped so that the write stays inside the buffer.

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..audio import SAMPLE_RATE, StreamResampler, check_rate, to_mono_float32
+from ..decoding.phrases import compile_phrases, hotword_settings
 from ..decoding.text import IncrementalText
 from ..decoding.transcript import FRAME_S, extend, make_transcript
 from ..errors import OnePassError
@@ -51,18 +52,22 @@ class Engine:
     # ---- stream lifecycle -------------------------------------------------------------
     def open(self, language: str | None = None, chunk_ms: int | None = None,
              sample_rate: int = SAMPLE_RATE, endpoint_ms: int | None = None,
-             silence_ms: int | None = None) -> int:
+             silence_ms: int | None = None, hotwords=None, hotword_boost: float | None = None) -> int:
         """Open a stream; returns its id. Raises OnePassError when full or on bad options.
 
         ``endpoint_ms``: audio without tokens that ends an utterance (None: the engine's
         ``endpoint_blank_ms``; 0: never). ``silence_ms``: audio without tokens, after speech,
-        that reports a "silence" event (None or 0: never)."""
+        that reports a "silence" event (None or 0: never). ``hotwords``: phrases to boost (strings,
+        ``Phrase`` with a boost of its own, or ``HotwordSettings``); ``hotword_boost``: the bonus of
+        those without one (``onepass.decoding.phrases``)."""
         if len(self.streams) >= self.config.max_streams:
             raise OnePassError(f"engine is at capacity ({self.config.max_streams} streams); try again later")
         lang = self.recognizer.language(language)
         r = self.recognizer.config.right_context_for_chunk_ms(chunk_ms)
         check_rate(sample_rate)
         endpoint, silence = _ms(endpoint_ms, self.config.endpoint_blank_ms), _ms(silence_ms, None)
+        phrases = hotword_settings(hotwords, hotword_boost)
+        tree = compile_phrases(self.recognizer.tokenizer, phrases) if phrases else None
         pool = self.pools.get(r)
         if pool is None:
             # with CUDA graphs, every slot up front: growing moves the state and drops the graphs
@@ -76,6 +81,10 @@ class Engine:
             resampler=StreamResampler(sample_rate, SAMPLE_RATE), windows=SampleWindows(self.model.config.frontend),
             text=IncrementalText(self.recognizer.tokenizer, FRAME_S),
             endpoint_ms=endpoint, silence_ms=silence)
+        if tree is not None and tree.nodes > 1:
+            s = self.streams[sid]
+            s.boost = pool.boost.add(tree)
+            pool.boost.attach(s.slot, s.boost)
         return sid
 
     def stream(self, stream_id: int) -> EngineStream:
@@ -136,8 +145,14 @@ class Engine:
         s = self.streams.pop(stream_id, None)
         if s is not None and not s.closed:
             s.closed = True
-            self.pools[s.right_context].release(s.slot)
+            self._release(self.pools[s.right_context], s)
             self.ready[s.right_context].pop(s.id, None)
+
+    @staticmethod
+    def _release(pool: StateArena, s: EngineStream) -> None:
+        if s.boost is not None:
+            pool.boost.remove(s.boost)
+        pool.release(s.slot)
 
     def _ready(self, s: EngineStream, change) -> None:
         """Apply ``change`` and note when the steps it made runnable became ready (latency)."""
@@ -239,6 +254,8 @@ class Engine:
         end = s.segment_ends.popleft()
         pool.release(s.slot)
         s.slot = pool.acquire()  # the initial encoder and decoder state
+        if s.boost is not None:
+            pool.boost.attach(s.slot, s.boost)  # the stream's phrases, from the root
         s.started = False
         s.frame_offset = s.frames_decoded = round(end.samples / FRAME_SAMPLES)
         s.utterance_start_frame = None
@@ -273,6 +290,6 @@ class Engine:
         transcript = make_transcript(self.recognizer.tokenizer, s.language, s.emitted, s.samples_in / SAMPLE_RATE)
         event = self._event(s, "closed", transcript.text, latency, transcript=transcript)
         s.closed = True
-        self.pools[s.right_context].release(s.slot)
+        self._release(self.pools[s.right_context], s)
         del self.streams[s.id]
         return event

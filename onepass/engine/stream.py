@@ -35,6 +35,7 @@ class EngineStream:
     text: IncrementalText  # the current utterance
     endpoint_ms: int | None = None  # no tokens for this long ends an utterance (None: never)
     silence_ms: int | None = None  # no tokens for this long after speech reports "silence" (None: never)
+    boost: int | None = None  # handle of the stream's phrase tree in its arena's ``BoostPool`` (None: no phrases)
     pending: int = 0  # mel frames final and not yet encoded (of every segment)
     emitted: Emissions = field(default_factory=Emissions)  # every token of the stream
     started: bool = False  # first chunk of the current segment encoded

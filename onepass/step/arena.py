@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from ..decoding.boosting import BoostPool, BoostRows
 from ..decoding.greedy import DecoderState, initial_decoder_state
 from ..model.asr import NemotronASR
 from ..model.encoder import EncoderState
@@ -60,8 +61,15 @@ class StateArena:
         self.generation = 0  # bumped when the tensors are reallocated
         self.encoder, self.decoder = _initial(model, self.capacity + 1)
         self._row0 = _initial(model, 1)
+        # phrase boosting: every stream's prefix tree and each slot's place in it (a realloc, or boosting
+        # switched on or off, changes what a captured step reads: a new generation)
+        self.boost = BoostPool(self.capacity + 1, model.config.blank_id, self.encoder.frames.device,
+                               on_realloc=self._new_generation)
         self.free = list(range(self.capacity, 0, -1))  # pop() gives the lowest free slot
         self.last_slots: tuple[int, ...] | None = None  # slots of the last step run on this arena
+
+    def _new_generation(self) -> None:
+        self.generation += 1
 
     @property
     def scratch(self) -> int:
@@ -95,6 +103,7 @@ class StateArena:
         index = torch.tensor([slot], device=self.encoder.frames.device)
         for (dst, dim), (src, _) in zip(self.fields(), _fields(*self._row0)):
             dst.index_copy_(dim, index, src)
+        self.boost.attach(slot, None)
 
     def fields(self) -> list[tuple[torch.Tensor, int]]:
         return _fields(self.encoder, self.decoder)
@@ -110,6 +119,7 @@ class StateArena:
         self.encoder, self.decoder = fresh_enc, fresh_dec
         self.free = sorted(self.free + list(range(self.capacity + 1, capacity + 1)), reverse=True)
         self.capacity = capacity
+        self.boost.grow_rows(capacity + 1)
         self.generation += 1
 
     def decoder_rows(self, slots: Rows) -> DecoderState:
@@ -126,6 +136,14 @@ class StateArena:
         put(d.h, slots, state.h, 1)
         put(d.c, slots, state.c, 1)
         put(d.pred, slots, state.pred)
+
+    def boost_rows(self, slots: Rows) -> BoostRows | None:
+        """The boosting rows of ``slots`` for one decoding call (None while no stream has phrases)."""
+        return self.boost.rows(slots) if self.boost.active else None
+
+    def write_boost(self, slots: Rows, rows: BoostRows | None) -> None:
+        if rows is not None:
+            self.boost.write(slots, rows)
 
     def state_bytes_per_stream(self) -> int:
         return sum(t.numel() // t.shape[d] * t.element_size() for t, d in self.fields())

@@ -62,12 +62,14 @@ def step_body(model: NemotronASR, arena: StateArena, batch: StepBatch, decoder: 
                                 prompt, batch.lead, slots, steady)
     n = torch.where(live, n, torch.zeros_like(n))
     dec = arena.decoder_rows(slots)
+    boost = arena.boost_rows(slots)  # None while no stream of the arena has phrases
     emissions = None
     if decoder == WINDOWED:
-        emissions = greedy_decode(model, proj, n, dec, offsets)
+        emissions = greedy_decode(model, proj, n, dec, offsets, boost)
     else:
-        labels = label_looping_decode(model, proj, n, dec, offsets, sync_every=sync_every, out=labels)
+        labels = label_looping_decode(model, proj, n, dec, offsets, sync_every=sync_every, out=labels, boost=boost)
     arena.write_decoder(slots, dec)
+    arena.write_boost(slots, boost)
     return StepOutput(n, labels if decoder != WINDOWED else None, emissions, enc)
 
 

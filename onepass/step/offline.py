@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from ..decoding.greedy import Emissions
+from ..decoding.phrases import CompiledPhrases
 from ..decoding.transcript import extend
 from ..model.config import check_right_context
 from .batch import Row, make_batch, mel_frames
@@ -20,10 +21,14 @@ OFFLINE_BLOCK_FRAMES = 96  # encoder frames per offline block (~7.7 s): bounds m
 
 
 def decode_features(step: ModelStep, feats: torch.Tensor, mel_len: list[int], right_context: int,
-                    prompts: list[int]) -> list[Emissions]:
-    """Labels of B utterances from their features (B, T, mels) with ``mel_len`` valid frames each."""
+                    prompts: list[int], trees: list[CompiledPhrases | None] | None = None) -> list[Emissions]:
+    """Labels of B utterances from their features (B, T, mels) with ``mel_len`` valid frames each;
+    ``trees``: each utterance's boosting phrases (None: none)."""
     arena = step.arena(right_context, capacity=len(mel_len), growth=1, replayable=False)  # one call, eager
     slots = [arena.acquire() for _ in mel_len]
+    for slot, tree in zip(slots, trees or ()):
+        if tree is not None and tree.nodes > 1:
+            arena.boost.attach(slot, arena.boost.add(tree))
     chunks = max(1, OFFLINE_BLOCK_FRAMES // (right_context + 1))
     out = [Emissions() for _ in mel_len]
     lead, pos, first = step.first_lead(), 0, True
