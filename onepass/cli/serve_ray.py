@@ -54,7 +54,7 @@ def run_on_ray(args: argparse.Namespace) -> int:
         count = (f"{scale.num_replicas} replica(s)" if not scale.autoscaling
                  else f"{scale.min_replicas} to {scale.max_replicas} replicas")
         log.info("starting %s of %s on Ray ...", count, replica.server.model_name)
-        deploy(replica, scale, args.host, args.port)
+        deploy(replica, scale, args.host, args.port, log_level=args.log_level)
         streams = "measured per replica" if replica.auto_streams else str(replica.server.max_streams)
         log.info("serving %s on http://%s:%d through Ray Serve (%s, streams per replica: %s); Ctrl-C drains "
                  "and stops", replica.server.model_name, args.host, args.port, count, streams)

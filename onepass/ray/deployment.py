@@ -65,16 +65,20 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[bo
         ray.shutdown()
 
 
-def deploy(replica: ReplicaConfig, scale: ScaleConfig, host: str = "127.0.0.1", port: int = 8000) -> None:
+def deploy(replica: ReplicaConfig, scale: ScaleConfig, host: str = "127.0.0.1", port: int = 8000,
+           log_level: str = "warning") -> None:
     """Start Serve's HTTP proxy on ``host:port`` (if Serve is not running yet) and run the app;
-    returns once every replica has loaded its model. Ray must be initialized."""
+    returns once every replica has loaded its model. Ray must be initialized. ``log_level``:
+    Serve's and the replicas' logs ('info' includes an access log line per request)."""
     require_ray("serve")
     from ray import serve
 
+    logging_config = {"log_level": log_level.upper()}
     # Never set request_timeout_s: Serve would cut every WebSocket after that many seconds.
-    serve.start(http_options={"host": host, "port": port}, logging_config={"log_level": "WARNING"})
+    serve.start(http_options={"host": host, "port": port}, logging_config=logging_config)
     try:
-        serve.run(build(replica, scale), name=scale.name, route_prefix=scale.route_prefix)
+        serve.run(build(replica, scale), name=scale.name, route_prefix=scale.route_prefix,
+                  logging_config=logging_config)
     except Exception as exc:  # a replica that failed to start: show its error, not Serve's traceback
         raise OnePassError(f"the replicas did not start: {replica_error(_failure(serve, scale.name, exc))}") from None
 
