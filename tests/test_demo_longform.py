@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import sys
 from functools import lru_cache
 from pathlib import Path
 

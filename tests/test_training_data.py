@@ -11,7 +11,6 @@ import torch
 
 from onepass.errors import OnePassError
 from onepass.training.data import collate, make_batches
-from onepass.training.augment import spec_augment
 from onepass.training.manifest import read_training_manifest
 from onepass.training.schedule import lr_at
 from onepass.training.settings import AugmentSettings, BatchSettings, OptimSettings
