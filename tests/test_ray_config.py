@@ -115,3 +115,13 @@ def test_a_failed_replica_shows_the_users_error():
     assert replica_error(trace) == "model '/m' not found: give a model directory"
     assert replica_error("boom\nTraceback:\nValueError: bad thing") == "ValueError: bad thing"
     assert replica_error("Deploying application x failed.") == "Deploying application x failed."
+
+
+def test_a_missing_local_model_fails_before_ray_starts(tmp_path):
+    from onepass.ray.config import ModelSpec
+
+    with pytest.raises(OnePassError, match="not found"):
+        ModelSpec(model=str(tmp_path / "nothing")).check_local()
+    ModelSpec(model="demo").check_local()
+    ModelSpec(model=str(tmp_path)).check_local()  # exists: the replica decides whether it is a model
+    ModelSpec(model="nvidia/some-model").check_local()  # a hub id: fetched where it is loaded

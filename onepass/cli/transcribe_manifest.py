@@ -74,6 +74,8 @@ def _run_on_ray(args: argparse.Namespace):
     device = "cuda" if args.num_gpus > 0 and args.device == "cpu" else args.device
     model = ModelSpec(model=str(args.model), device=device, dtype=args.dtype, backend=args.backend,
                       onnx_dir=args.onnx_dir, quantize=args.quantize)
+    if args.ray == "local":
+        model.check_local()
     with ray_session(None if args.ray == "local" else args.ray):
         execute = run_ray(model, args.chunk_ms, args.workers or 1, args.num_cpus, args.num_gpus)
         return run_job(args.manifest, args.output, execute, args.language)

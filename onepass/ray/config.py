@@ -23,6 +23,17 @@ class ModelSpec:
     quantize: str = "none"
     cuda_graphs: bool | None = None  # None: on with a CUDA device
 
+    def check_local(self) -> None:
+        """Fail at once on a model path that does not exist here (for a Ray on this machine,
+        where replicas would otherwise retry loading it for a minute before giving up)."""
+        from pathlib import Path
+
+        from ..checkpoints.hub import looks_like_hub_id
+
+        if self.model != "demo" and not Path(self.model).expanduser().exists() and not looks_like_hub_id(self.model):
+            raise OnePassError(f"model {self.model!r} not found: give a model directory, a .nemo file or a "
+                               "Hugging Face Hub id (org/name)")
+
     def load(self):
         """Load the recognizer and configure its model step (runs in the worker)."""
         from .. import load_model
