@@ -45,9 +45,9 @@ def replica_config(args: argparse.Namespace) -> ReplicaConfig:
 
 def run_on_ray(args: argparse.Namespace) -> int:
     scale, replica = scale_config(args), replica_config(args)
-    require_ray("serve")
     if scale.address is None:
         replica.model.check_local()
+    require_ray("serve")
     from ray import serve
 
     from ..ray.deployment import deploy, ray_session, undeploy
