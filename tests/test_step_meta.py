@@ -62,3 +62,19 @@ def test_windowed_decoder_and_sync_mode_read_the_host():
 
 def test_position_sinusoids_on_the_distances_device():
     assert sinusoids(torch.arange(5, device="meta"), 8).device.type == "meta"
+
+
+@pytest.mark.parametrize("any_final", [False, True])
+def test_step_body_with_phrase_boosting_runs_on_meta(any_final):
+    """A batch where some streams have phrases (the arena's boosting pool active): still no host read."""
+    from onepass.decoding.phrases import build_tree
+
+    model = tiny_model(True, device="meta")
+    arena = StateArena(model, 1, capacity=5)
+    handle = arena.boost.add(build_tree([([1, 2, 3], 2.0), ([4, 5], 3.0)]))
+    arena.boost.attach(2, handle)
+    assert arena.boost.active and arena.boost.arc_token.device.type == "meta"
+    batch = _meta_batch(model, 4, model.config.encoder.subsampling_factor * 2, any_final)
+    with torch.no_grad():
+        out = step_body(model, arena, batch, LABEL_LOOPING, sync_every=0)
+    assert out.labels.counts.shape == (4,) and arena.boost.node.device.type == "meta"
