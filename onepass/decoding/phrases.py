@@ -17,9 +17,11 @@ So a failed prefix ends with no net bonus, and a finished phrase keeps its bonus
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..errors import OnePassError
 from ..tokenizer import Tokenizer
@@ -99,6 +101,26 @@ def hotword_settings(phrases, boost: float | None = None) -> HotwordSettings:
     if len(items) > MAX_PHRASES:
         raise OnePassError(f"{len(items)} hotwords; at most {MAX_PHRASES} per stream")
     return HotwordSettings(tuple(items), DEFAULT_BOOST if boost is None else check_boost(boost))
+
+
+_BOOST_SUFFIX = re.compile(r"^(.*?)\s*:\s*([-+]?(?:\d+\.?\d*|\.\d+))\s*$", re.DOTALL)
+
+
+def parse_phrase(text: str) -> Phrase:
+    """``"phrase"`` or ``"phrase:boost"`` (Deepgram's ``keywords``, a sherpa-onnx hotwords line)."""
+    m = _BOOST_SUFFIX.match(text)
+    if m and m.group(1).strip():
+        return Phrase(m.group(1).strip(), check_boost(m.group(2), f"boost of {m.group(1).strip()!r}"))
+    return Phrase(text.strip())
+
+
+def read_hotwords_file(path) -> list[Phrase]:
+    """One phrase per line, optionally ``phrase:boost``; blank lines and ``#`` comments skipped."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise OnePassError(f"cannot read hotwords file {path}: {exc}") from None
+    return [parse_phrase(line) for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
 def split_phrases(text: str) -> list[str]:

@@ -100,6 +100,19 @@ class Engine:
         s.endpoint_ms = _ms(endpoint_ms, self.config.endpoint_blank_ms)
         s.silence_ms = _ms(silence_ms, None)
 
+    def set_hotwords(self, stream_id: int, hotwords=None, hotword_boost: float | None = None) -> None:
+        """Replace a stream's phrases from its next label on (None or []: none); same meaning as in ``open``."""
+        s = self.stream(stream_id)
+        phrases = hotword_settings(hotwords, hotword_boost)
+        tree = compile_phrases(self.recognizer.tokenizer, phrases) if phrases else None
+        pool = self.pools[s.right_context]
+        old, s.boost = s.boost, None
+        if tree is not None and tree.nodes > 1:
+            s.boost = pool.boost.add(tree)
+        pool.boost.attach(s.slot, s.boost)
+        if old is not None:
+            pool.boost.remove(old)
+
     def accept(self, stream_id: int, samples: np.ndarray) -> None:
         """Add audio (at the rate given to open()); int or float PCM, mono or (n, channels)."""
         s = self.stream(stream_id)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..decoding.phrases import HotwordSettings, Phrase, hotword_settings
+
 
 @dataclass(frozen=True)
 class ServerConfig:
@@ -21,3 +23,9 @@ class ServerConfig:
     chunk_ms: int | None = None  # chunk size of streams that do not choose one (None: the model's default)
     drain_timeout_s: float = 30.0  # on shutdown, wait this long for open streams to finish
     record_dir: str | None = None  # keep each live stream's received audio here as WAV (None: don't)
+    hotwords: tuple[Phrase, ...] = ()  # phrases boosted in every stream (--hotwords-file), before a request's own
+    hotword_boost: float | None = None  # default boost of phrases without their own (None: onepass's default)
+
+    def stream_hotwords(self, phrases=()) -> HotwordSettings:
+        """A request's phrases after the server's; OnePassError (HTTP 400, a protocol error) past a limit."""
+        return hotword_settings(list(self.hotwords) + list(phrases), self.hotword_boost)

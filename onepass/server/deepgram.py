@@ -22,6 +22,7 @@ from fastapi import WebSocket
 from pydantic import ValidationError
 
 from ..audio import PCM_ENCODINGS, SAMPLE_RATE, check_rate, decode_pcm
+from ..decoding.phrases import Phrase, parse_phrase
 from ..engine import StreamEvent
 from ..errors import OnePassError
 from ..results import Word
@@ -45,6 +46,7 @@ class ListenOptions:
     interim_results: bool = False
     endpointing_ms: int | None = None  # None: the server's default; 0: off (endpointing=false)
     utterance_end_ms: int | None = None  # UtteranceEnd after this long without words (None: never)
+    phrases: tuple[Phrase, ...] = ()  # keyterm= (repeatable) and keywords=word[:boost] (repeatable), boosted
 
     @classmethod
     def parse(cls, q, recognizer) -> "ListenOptions":
@@ -70,7 +72,8 @@ class ListenOptions:
         opts = cls(encoding=enc, sample_rate=num("sample_rate", SAMPLE_RATE), channels=num("channels", 1),
                    language=lang, chunk_ms=num("chunk_ms", None),
                    interim_results=q.get("interim_results", "false").lower() in TRUE,
-                   endpointing_ms=endpointing_ms, utterance_end_ms=num("utterance_end_ms", None))
+                   endpointing_ms=endpointing_ms, utterance_end_ms=num("utterance_end_ms", None),
+                   phrases=tuple([Phrase(t) for t in _all(q, "keyterm")] + [parse_phrase(k) for k in _all(q, "keywords")]))
         for name in ("endpointing_ms", "utterance_end_ms"):
             value = getattr(opts, name)
             if value is not None and not 0 <= value <= 600_000:
@@ -81,6 +84,12 @@ class ListenOptions:
         recognizer.language(opts.language)
         recognizer.config.right_context_for_chunk_ms(opts.chunk_ms)
         return opts
+
+
+def _all(q, name: str) -> list[str]:
+    """Every value of a repeatable query parameter."""
+    values = q.getlist(name) if hasattr(q, "getlist") else ([q[name]] if name in q else [])
+    return [v for v in values if v.strip()]
 
 
 def _dg_word(w: Word, language: str | None) -> DGWord:
@@ -211,6 +220,8 @@ async def listen(ws: WebSocket) -> None:
     state = ws.app.state.onepass
     try:
         opts = ListenOptions.parse(ws.query_params, state.recognizer)
+        hotwords = state.config.stream_hotwords(opts.phrases)
+        state.recognizer.hotwords(hotwords)  # too many pieces: refused here, before the upgrade
     except OnePassError as exc:
         await deny(ws, error_response(400, str(exc), "invalid_request_error", "bad_option"))
         return
@@ -220,7 +231,8 @@ async def listen(ws: WebSocket) -> None:
     try:
         await ws.accept()
         sid, events = await state.runner.open(opts.language, opts.chunk_ms, opts.sample_rate,
-                                              endpoint_ms=opts.endpointing_ms, silence_ms=opts.utterance_end_ms)
+                                              endpoint_ms=opts.endpointing_ms, silence_ms=opts.utterance_end_ms,
+                                              hotwords=hotwords)
         state.metrics.streams.labels("deepgram").inc()
         await DeepgramSession(ws, opts, sid, events).run()
     finally:

@@ -165,7 +165,7 @@ class Health(BaseModel):
 class RTTranscription(_In):
     model: Optional[str] = None
     language: Optional[str] = None
-    prompt: Optional[str] = None  # accepted, not used (no biasing in RNN-T greedy decoding)
+    prompt: Optional[str] = None  # phrases to boost, separated by commas, semicolons or new lines
 
 
 class RTTurnDetection(_In):

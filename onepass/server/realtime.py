@@ -21,6 +21,7 @@ from fastapi import WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
 from ..audio import check_rate, decode_pcm
+from ..decoding.phrases import split_phrases
 from ..engine import StreamEvent
 from ..errors import OnePassError
 from .gate import admit
@@ -43,6 +44,8 @@ class RealtimeSession(Session):
         self.prefix = prefix  # "transcription_session" or "session"
         self.session_id = _id("sess")
         self.rate, self.language, self.chunk_ms = rate, None, None
+        self.prompt = None  # input_audio_transcription.prompt: the boosted phrases (after the server's)
+        self.hotwords = self.config.stream_hotwords()
         self.vad: RTTurnDetection | None = RTTurnDetection()
         self.model = self.config.model_name
         self.audio_started = False
@@ -58,7 +61,8 @@ class RealtimeSession(Session):
     def _session(self) -> RTSession:
         fmt = "pcm16" if self.rate == OPENAI_RATE else f"pcm16_{self.rate}"
         return RTSession(id=self.session_id, input_audio_format=fmt, input_audio_sample_rate=self.rate,
-                         input_audio_transcription=RTTranscription(model=self.model, language=self.language),
+                         input_audio_transcription=RTTranscription(model=self.model, language=self.language,
+                                                                   prompt=self.prompt),
                          turn_detection=self.vad, chunk_ms=self.chunk_ms)
 
     async def on_start(self) -> None:
@@ -140,6 +144,15 @@ class RealtimeSession(Session):
             return
         if t is not None:
             language, self.model = t.language or language, t.model or self.model
+        prompt = t.prompt if t is not None and "prompt" in t.model_fields_set else self.prompt
+        hotwords = self.hotwords
+        if prompt != self.prompt:
+            try:
+                hotwords = self.config.stream_hotwords(split_phrases(prompt or ""))
+                self.ws.app.state.onepass.recognizer.hotwords(hotwords)
+            except OnePassError as exc:
+                await self.error(f"bad prompt: {exc}", "invalid_session", "prompt", ev.event_id)
+                return
         top = session.get("chunk_ms")  # ours; in the GA shape it may sit beside "audio"
         if cfg.chunk_ms is not None or top is not None:
             chunk_ms = cfg.chunk_ms if cfg.chunk_ms is not None else top
@@ -164,10 +177,15 @@ class RealtimeSession(Session):
                 await self.error(str(exc), "invalid_session", "session", ev.event_id)
                 return
             await self.runner.close(self.sid)
-            self.sid, _ = await self.runner.open(language, chunk_ms, rate, self.events, endpoint_ms=self.endpoint_ms)
+            self.sid, _ = await self.runner.open(language, chunk_ms, rate, self.events, endpoint_ms=self.endpoint_ms,
+                                                 hotwords=hotwords)
             self.rate, self.language, self.chunk_ms = rate, language, chunk_ms
-        elif vad_changed:
-            await self.runner.set_endpointing(self.sid, self.endpoint_ms)
+        else:
+            if vad_changed:
+                await self.runner.set_endpointing(self.sid, self.endpoint_ms)
+            if prompt != self.prompt:  # new phrases from the next label on, mid-stream too
+                await self.runner.set_hotwords(self.sid, hotwords)
+        self.prompt, self.hotwords = prompt, hotwords
         await self.send(RTSessionEvent(type=f"{self.prefix}.updated", event_id=_id("event"), session=self._session()))
 
     async def on_error(self, message: str) -> None:
@@ -253,7 +271,7 @@ async def realtime(ws: WebSocket) -> None:
         prefix = "transcription_session" if ws.query_params.get("intent") == "transcription" else "session"
         try:
             rate = _query_rate(ws.query_params.get("sample_rate"))
-            sid, events = await state.runner.open(None, None, rate)
+            sid, events = await state.runner.open(None, None, rate, hotwords=state.config.stream_hotwords())
         except OnePassError as exc:
             with contextlib.suppress(WebSocketDisconnect, OSError, RuntimeError):  # the client may be gone
                 await ws.send_text(RTError(event_id=_id("event"), error=RTErrorBody(

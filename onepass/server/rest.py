@@ -17,6 +17,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from ..audio import load_audio
+from ..decoding.phrases import split_phrases
 from ..errors import OnePassError
 from ..writers import format_transcript
 from .auth import authorized
@@ -54,6 +55,8 @@ async def transcriptions(request: Request, file: UploadFile = File(...), model: 
     try:
         state.recognizer.language(language)
         state.recognizer.config.right_context_for_chunk_ms(chunk_ms)
+        hotwords = state.config.stream_hotwords(split_phrases(prompt or ""))  # the prompt: phrases to boost
+        state.recognizer.hotwords(hotwords)
         samples, rate = await _read_upload(file, state.config.max_upload_bytes, state.config.max_upload_s)
     except OnePassError as exc:
         return error_response(400, str(exc), "invalid_request_error")
@@ -61,7 +64,7 @@ async def transcriptions(request: Request, file: UploadFile = File(...), model: 
     if lease is None:
         return overloaded(state.config.retry_after_s)
     try:
-        sid, events = await state.runner.open(language, chunk_ms, rate)
+        sid, events = await state.runner.open(language, chunk_ms, rate, hotwords=hotwords)
     except BaseException as exc:  # a refused open, or a client gone while it ran (cancelled)
         lease.release()
         if isinstance(exc, OnePassError):

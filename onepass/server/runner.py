@@ -85,13 +85,15 @@ class EngineRunner:
 
     async def open(self, language: str | None, chunk_ms: int | None, sample_rate: int,
                    q: asyncio.Queue | None = None, endpoint_ms: int | None = None,
-                   silence_ms: int | None = None) -> tuple[int, asyncio.Queue]:
-        """Open a stream whose events (and markers) arrive on ``q`` (a new queue by default)."""
+                   silence_ms: int | None = None, hotwords=None) -> tuple[int, asyncio.Queue]:
+        """Open a stream whose events (and markers) arrive on ``q`` (a new queue by default);
+        ``hotwords``: its boosted phrases (``HotwordSettings``)."""
         loop, q = asyncio.get_running_loop(), q or asyncio.Queue()
         chunk_ms = self.default_chunk_ms if chunk_ms is None else chunk_ms
 
         def _open(engine: Engine) -> int:
-            sid = engine.open(language, chunk_ms, sample_rate, endpoint_ms=endpoint_ms, silence_ms=silence_ms)
+            sid = engine.open(language, chunk_ms, sample_rate, endpoint_ms=endpoint_ms, silence_ms=silence_ms,
+                              hotwords=hotwords)
             self._queues[sid] = (loop, q)
             return sid
 
@@ -112,6 +114,9 @@ class EngineRunner:
     async def accept(self, sid: int, samples: np.ndarray, sample_rate: int) -> None:
         self.metrics.audio_seconds.inc(len(samples) / sample_rate)
         await self.call(lambda e: e.accept(sid, samples))
+
+    async def set_hotwords(self, sid: int, hotwords) -> None:
+        await self.call(lambda e: e.set_hotwords(sid, hotwords))
 
     async def set_endpointing(self, sid: int, endpoint_ms: int | None, silence_ms: int | None = None) -> None:
         await self.call(lambda e: e.set_endpointing(sid, endpoint_ms, silence_ms))
