@@ -8,6 +8,7 @@ import os
 
 from ..errors import OnePassError
 from .common import add_model_options, load
+from .hotwords import add_hotword_options, hotwords_from_args
 
 
 def step_config(args: argparse.Namespace):
@@ -70,6 +71,7 @@ def add_parser(sub) -> None:
                         "(repeat for more; '*' for any; default: same origin only)")
     p.add_argument("--model-name", default=None, help="model id to report (default: the model's directory name)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add_hotword_options(p, server=True)
     p.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
                    help="replay steady-state steps as captured CUDA graphs (default: on with a CUDA --device)")
     add_ray_options(p)
@@ -129,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
         log.info("%s", cal.describe())
         max_streams = cal.capacity
     config = server_config(args, max_streams)
+    asr.hotwords(config.stream_hotwords())  # the server-wide list fits the limits (tokenized)
     server = make_server(create_app(asr, config), args.host, args.port, ws_max_size=config.max_message_bytes + 1024,
                          log_level=args.log_level, drain_timeout_s=config.drain_timeout_s)
     log.info("serving %s on http://%s:%d (at most %d streams)", config.model_name, args.host, args.port, max_streams)
@@ -141,13 +144,15 @@ def server_config(args: argparse.Namespace, max_streams: int):
     from ..server import ServerConfig
 
     keys = list(args.api_key) + [k for k in os.environ.get("ONEPASS_API_KEYS", "").split(",") if k]
+    settings = hotwords_from_args(args)  # the server-wide list: a bad file or boost stops here
     return ServerConfig(
         model_name=args.model_name or os.path.basename(str(args.model).rstrip("/")) or "onepass",
         api_keys=tuple(keys), max_streams=max_streams, max_batch=args.max_batch or max_streams,
         endpoint_blank_ms=args.endpoint_ms or None, idle_timeout_s=args.idle_timeout,
         max_message_bytes=args.max_message_kb * 1024, max_upload_bytes=args.max_upload_mb << 20,
         chunk_ms=args.chunk_ms, drain_timeout_s=args.drain_timeout, record_dir=args.record_dir,
-        cors_origins=tuple(args.cors_origin))
+        cors_origins=tuple(args.cors_origin), hotwords=tuple(settings.phrases),
+        hotword_boost=args.hotword_boost)
 
 
 def _check_no_ray_options(args: argparse.Namespace) -> None:

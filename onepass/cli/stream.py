@@ -29,6 +29,9 @@ def add_parser(sub) -> None:
     p.add_argument("--chunk-ms", type=int, default=None, help="chunk size in ms")
     p.add_argument("--rate", type=int, default=SAMPLE_RATE, help="stdin sample rate, Hz (default: %(default)s)")
     p.add_argument("--fast", action="store_true", help="send as fast as possible instead of real-time pace")
+    p.add_argument("--hotwords", default=None, metavar="'A,B'",
+                   help="phrases for the server to boost, separated by commas ('phrase:2.5': its own boost), "
+                        "sent as Deepgram keyterm= / keywords=")
     p.set_defaults(run=run)
 
 
@@ -49,7 +52,9 @@ def _url(args) -> str:
         q["language"] = args.language
     if args.chunk_ms:
         q["chunk_ms"] = args.chunk_ms
-    return f"{base}?{urllib.parse.urlencode(q)}"
+    phrases = [p.strip() for p in (args.hotwords or "").split(",") if p.strip()]
+    pairs = list(q.items()) + [("keywords" if ":" in p else "keyterm", p) for p in phrases]
+    return f"{base}?{urllib.parse.urlencode(pairs)}"
 
 
 def _pieces(args):

@@ -11,6 +11,7 @@ from ..audio import SAMPLE_RATE, load_for_model
 from ..errors import OnePassError
 from ..writers import FORMATS, format_transcript, output_path
 from .common import add_model_options, load, report_bug
+from .hotwords import add_hotword_options, hotwords_from_args
 from .transcribe_manifest import add_manifest_options, check_no_manifest_options, run_manifest
 
 
@@ -29,6 +30,7 @@ def add_parser(sub) -> None:
     p.add_argument("--output-dir", "-o", default=None, help="write one file per input here instead of stdout")
     p.add_argument("--live", action="store_true", help="with --mode stream: print captions as chunks complete")
     p.add_argument("--realtime", action="store_true", help="with --mode stream: feed audio at real-time pace")
+    add_hotword_options(p)
     add_manifest_options(p)
     p.set_defaults(run=run)
 
@@ -41,9 +43,12 @@ def run(args: argparse.Namespace) -> int:
     check_no_manifest_options(args)
     if (args.live or args.realtime) and args.mode != "stream":
         args.mode = "stream"
+    hotwords = hotwords_from_args(args)
     asr = load(args)
     asr.language(args.language)  # fail early on a bad language or chunk size, before any file
     asr.config.right_context_for_chunk_ms(args.chunk_ms)
+    asr.hotwords(hotwords)  # ... or a phrase past a limit
+    args.hotword_settings = hotwords
     out_dir = Path(args.output_dir) if args.output_dir else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -55,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
             if args.mode == "stream":
                 result = _stream(asr, samples, args)
             else:
-                result = asr.transcribe_batch([samples], language=args.language, chunk_ms=args.chunk_ms)[0]
+                result = asr.transcribe_batch([samples], language=args.language, chunk_ms=args.chunk_ms,
+                                              hotwords=hotwords)[0]
         except OnePassError as exc:
             print(f"onepass: error: {name}: {exc}", file=sys.stderr)
             failed += 1
@@ -76,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _stream(asr, samples, args):
-    session = asr.stream(language=args.language, chunk_ms=args.chunk_ms)
+    session = asr.stream(language=args.language, chunk_ms=args.chunk_ms, hotwords=args.hotword_settings)
     step = session.chunk_ms * SAMPLE_RATE // 1000
     start = time.monotonic()
     for pos in range(0, len(samples), step):
