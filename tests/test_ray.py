@@ -235,3 +235,15 @@ def test_ray_data_job_equals_in_process_job(cluster, asr, tmp_path, capsys):
         assert x == y
         assert [(w["word"], w["start"], w["end"]) for w in wx] == [(w["word"], w["start"], w["end"]) for w in wy]
         assert np.allclose([w["confidence"] for w in wx], [w["confidence"] for w in wy], atol=1e-4)
+
+
+def test_more_replicas_than_a_local_ray_holds_fail_at_once(cluster):
+    from onepass.errors import OnePassError
+    from onepass.ray.deployment import check_resources
+
+    check_resources(2, num_cpus=1, num_gpus=0, fixed=True)  # 2 CPUs: fits
+    with pytest.raises(OnePassError, match=r"3 replica\(s\) need 3 CPUs \(this Ray has 2\)"):
+        check_resources(3, num_cpus=1, num_gpus=0, fixed=True)
+    with pytest.raises(OnePassError, match=r"1 worker\(s\) need 1 GPUs \(this Ray has 0\)"):
+        check_resources(1, num_cpus=1, num_gpus=1, fixed=True, noun="worker")
+    check_resources(3, num_cpus=1, num_gpus=0, fixed=False)  # a cluster may grow: a warning

@@ -50,9 +50,11 @@ def run_on_ray(args: argparse.Namespace) -> int:
     require_ray("serve")
     from ray import serve
 
-    from ..ray.deployment import deploy, ray_session, undeploy
+    from ..ray.deployment import check_resources, deploy, ray_session, undeploy
 
-    with ray_session(scale.address):
+    with ray_session(scale.address) as local:
+        check_resources(scale.min_replicas if scale.autoscaling else scale.num_replicas, scale.num_cpus,
+                        scale.num_gpus, fixed=local)
         count = (f"{scale.num_replicas} replica(s)" if not scale.autoscaling
                  else f"{scale.min_replicas} to {scale.max_replicas} replicas")
         log.info("starting %s of %s on Ray ...", count, replica.server.model_name)

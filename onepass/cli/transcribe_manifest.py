@@ -67,7 +67,7 @@ def _run_on_ray(args: argparse.Namespace):
     from ..ray import require_ray
     from ..ray.batch import run_ray
     from ..ray.config import ModelSpec
-    from ..ray.deployment import ray_session
+    from ..ray.deployment import check_resources, ray_session
 
     require_ray("data")
     read_manifest(args.manifest)  # a bad manifest fails before Ray starts
@@ -76,6 +76,7 @@ def _run_on_ray(args: argparse.Namespace):
                       onnx_dir=args.onnx_dir, quantize=args.quantize)
     if args.ray == "local":
         model.check_local()
-    with ray_session(None if args.ray == "local" else args.ray):
+    with ray_session(None if args.ray == "local" else args.ray) as local:
+        check_resources(args.workers or 1, args.num_cpus, args.num_gpus, fixed=local, noun="worker")
         execute = run_ray(model, args.chunk_ms, args.workers or 1, args.num_cpus, args.num_gpus)
         return run_job(args.manifest, args.output, execute, args.language)

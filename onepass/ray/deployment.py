@@ -65,6 +65,24 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[bo
         ray.shutdown()
 
 
+def check_resources(count: int, num_cpus: float, num_gpus: float, fixed: bool, noun: str = "replica") -> None:
+    """Fail (``fixed``: a Ray whose nodes will not change, such as a local one) or warn when
+    ``count`` actors of ``num_cpus``/``num_gpus`` each need more than the cluster has: Ray would
+    wait for them forever."""
+    import ray
+
+    total = ray.cluster_resources()
+    need = {"CPU": count * num_cpus, "GPU": count * num_gpus}
+    short = {k: v for k, v in need.items() if v > total.get(k, 0.0) + 1e-9}
+    if not short:
+        return
+    what = ", ".join(f"{v:g} {k}s (this Ray has {total.get(k, 0.0):g})" for k, v in short.items())
+    message = f"{count} {noun}(s) need {what}"
+    if fixed:
+        raise OnePassError(f"{message}: ask for fewer {noun}s, or lower --num-cpus or --num-gpus")
+    log.warning("%s; Ray waits until the cluster has them", message)
+
+
 def deploy(replica: ReplicaConfig, scale: ScaleConfig, host: str = "127.0.0.1", port: int = 8000,
            log_level: str = "warning") -> None:
     """Start Serve's HTTP proxy on ``host:port`` (if Serve is not running yet) and run the app;
