@@ -16,7 +16,7 @@ import logging
 import weakref
 from typing import Callable
 
-log = logging.getLogger("onepass.ray")
+log = logging.getLogger("ray.serve")  # Serve routes it to the replica's log and the console
 _DRAINERS: "weakref.WeakSet" = weakref.WeakSet()  # objects with a begin_drain() in this process
 _WRAPPED = "__onepass_drain__"
 

@@ -15,7 +15,7 @@ import time
 from . import drain
 from .config import ReplicaConfig
 
-log = logging.getLogger("onepass.ray")
+log = logging.getLogger("ray.serve")  # Serve routes it to the replica's log and the console
 
 
 class OnePassReplica:
