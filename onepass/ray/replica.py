@@ -28,6 +28,8 @@ class OnePassReplica:
         asr = await asyncio.to_thread(config.model.load)
         server = config.server
         asr.config.right_context_for_chunk_ms(server.chunk_ms)  # a bad chunk size fails the replica at once
+        if server.hotwords:  # the server-wide list fits the limits once tokenized, as in `onepass serve`
+            asr.hotwords(server.stream_hotwords())
         if config.auto_streams:
             cal = await asyncio.to_thread(calibrate, asr, server.chunk_ms)
             log.info("replica %s", cal.describe())
