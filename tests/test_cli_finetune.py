@@ -109,6 +109,8 @@ def test_existing_run_needs_resume_and_resume_continues(run, tmp_path, capsys):
     out, train, val = run
     assert main(["finetune", "--train", str(train), "--out", str(out), "--language", NEW, *ARGS]) == 2
     assert "--resume" in capsys.readouterr().err
+    assert main(["finetune", "--train", str(train), "--out", str(out), "--language", "el-GR", "--resume", *ARGS]) == 2
+    assert "changed: --language 'szl-PL' -> 'el-GR'" in capsys.readouterr().err
     assert main(["finetune", "--train", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "x"), *ARGS]) == 2
     assert "cannot read manifest" in capsys.readouterr().err
 

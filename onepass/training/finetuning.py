@@ -134,6 +134,22 @@ def _publish(src: Path, out: Path) -> None:
             shutil.copyfile(src / name, target)
 
 
+def _check_same_run(s: FinetuneSettings, out: Path) -> None:
+    """A resumed run must train the same model on the same data (its batch order and slots depend on them)."""
+    try:
+        saved = json.loads((out / "finetune.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    changed = [f"--{k.replace('_', '-')} {saved.get(k)!r} -> {getattr(s, k)!r}" for k in RUN_IDENTITY
+               if saved.get(k) != getattr(s, k)]
+    if changed:
+        raise OnePassError(f"--resume continues the run in {out} with its own model and data; changed: "
+                           + ", ".join(changed))
+
+
+RUN_IDENTITY = ("model", "train", "language", "freeze", "seed")
+
+
 def finetune(s: FinetuneSettings, say: Callable[[str], None] = print) -> FinetuneResult:
     """Run (or resume) a fine-tuning run; writes the fine-tuned HF directory to ``s.out``."""
     out = Path(s.out).expanduser()
@@ -143,6 +159,8 @@ def finetune(s: FinetuneSettings, say: Callable[[str], None] = print) -> Finetun
                            "another --out")
     if s.resume and not state_path.exists():
         raise OnePassError(f"nothing to resume: {state_path} does not exist")
+    if s.resume:
+        _check_same_run(s, out)
     if s.threads:
         torch.set_num_threads(s.threads)
     random.seed(s.seed)
