@@ -189,20 +189,21 @@ def _progress(total: int, enabled: bool):
 
 
 # ---- the in-process executor ---------------------------------------------------------------
-def transcriber(asr, chunk_ms: int | None) -> Callable[[str, str | None], object]:
-    """``(path, language) -> Transcript`` exactly as ``onepass transcribe`` (offline) makes it."""
+def transcriber(asr, chunk_ms: int | None, hotwords=None) -> Callable[[str, str | None], object]:
+    """``(path, language) -> Transcript`` exactly as ``onepass transcribe`` (offline) makes it
+    (``hotwords``: its ``--hotwords`` settings, or None)."""
     from .audio import load_for_model
 
     def transcribe(path: str, language: str | None):
         samples, _ = load_for_model(path)
-        return asr.transcribe_batch([samples], language=language, chunk_ms=chunk_ms)[0]
+        return asr.transcribe_batch([samples], language=language, chunk_ms=chunk_ms, hotwords=hotwords)[0]
 
     return transcribe
 
 
-def run_local(asr, chunk_ms: int | None = None) -> Callable[[list[Item]], Iterator[str]]:
+def run_local(asr, chunk_ms: int | None = None, hotwords=None) -> Callable[[list[Item]], Iterator[str]]:
     """The executor that transcribes in this process with ``asr``."""
-    transcribe = transcriber(asr, chunk_ms)
+    transcribe = transcriber(asr, chunk_ms, hotwords)
 
     def execute(items: list[Item]) -> Iterator[str]:
         for item in items:

@@ -43,7 +43,7 @@ def lines(path) -> list[dict]:
 def test_lines_equal_transcribe_json_plus_manifest_fields(corpus, hf_dir, tmp_path, capsys):
     manifest, entries = corpus
     out = tmp_path / "out.jsonl"
-    model = ["--model", hf_dir, "--backend", "torch", "--chunk-ms", "160"]
+    model = ["--model", hf_dir, "--backend", "torch", "--chunk-ms", "160", "--hotwords", "the,rain:3"]
     assert main(["transcribe", "--manifest", str(manifest), "--output", str(out), *model]) == 1  # one failed
     err = capsys.readouterr().err
     assert "4 transcribed, 0 already there, 1 failed (of 5)" in err

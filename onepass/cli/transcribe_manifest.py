@@ -7,6 +7,7 @@ import sys
 
 from ..errors import OnePassError
 from .common import load
+from .hotwords import hotwords_from_args
 
 MANIFEST_ONLY = {"output": None, "ray": None, "workers": None, "num_cpus": 1.0, "num_gpus": 0.0}
 
@@ -47,6 +48,7 @@ def run_manifest(args: argparse.Namespace) -> int:
                            "--format and --output-dir")
     if args.workers is not None and args.workers < 1:
         raise OnePassError("--workers must be at least 1")
+    hotwords = hotwords_from_args(args)  # a bad --hotwords-file or boost stops here
     if args.ray is None:
         if args.workers not in (None, 1) or args.num_gpus or args.num_cpus != 1.0:
             raise OnePassError("--workers, --num-cpus and --num-gpus need --ray (without it the job runs in "
@@ -54,15 +56,16 @@ def run_manifest(args: argparse.Namespace) -> int:
         asr = load(args)
         asr.language(args.language)  # a bad language or chunk size fails before any file
         asr.config.right_context_for_chunk_ms(args.chunk_ms)
-        summary = run_job(args.manifest, args.output, run_local(asr, args.chunk_ms), args.language)
+        asr.hotwords(hotwords)  # ... or a phrase past a limit
+        summary = run_job(args.manifest, args.output, run_local(asr, args.chunk_ms, hotwords), args.language)
     else:
-        summary = _run_on_ray(args)
+        summary = _run_on_ray(args, hotwords)
     print(f"onepass: {args.output}: {summary.done} transcribed, {summary.skipped} already there, "
           f"{summary.failed} failed (of {summary.total})", file=sys.stderr)
     return 1 if summary.failed else 0
 
 
-def _run_on_ray(args: argparse.Namespace):
+def _run_on_ray(args: argparse.Namespace, hotwords):
     from ..manifest import read_manifest, run_job
     from ..ray import require_ray
     from ..ray.batch import run_ray
@@ -78,5 +81,5 @@ def _run_on_ray(args: argparse.Namespace):
         model.check_local()
     with ray_session(None if args.ray == "local" else args.ray) as local:
         check_resources(args.workers or 1, args.num_cpus, args.num_gpus, fixed=local, noun="worker")
-        execute = run_ray(model, args.chunk_ms, args.workers or 1, args.num_cpus, args.num_gpus)
+        execute = run_ray(model, args.chunk_ms, args.workers or 1, args.num_cpus, args.num_gpus, hotwords)
         return run_job(args.manifest, args.output, execute, args.language)

@@ -22,8 +22,8 @@ BLOCKS_PER_WORKER = 64  # more blocks than workers, so no actor waits on another
 class TranscribeActor:
     """A Ray Data callable class: one model load per actor."""
 
-    def __init__(self, model: ModelSpec, chunk_ms: int | None):
-        self.transcribe = transcriber(model.load(), chunk_ms)
+    def __init__(self, model: ModelSpec, chunk_ms: int | None, hotwords=None):
+        self.transcribe = transcriber(model.load(), chunk_ms, hotwords)
 
     def __call__(self, batch: dict) -> dict:
         items = [Item(**json.loads(x)) for x in batch["item"]]
@@ -31,7 +31,7 @@ class TranscribeActor:
 
 
 def run_ray(model: ModelSpec, chunk_ms: int | None = None, workers: int = 1, num_cpus: float = 1.0,
-            num_gpus: float = 0.0):
+            num_gpus: float = 0.0, hotwords=None):
     """The executor (items -> output lines) for ``manifest.run_job`` on ``workers`` actors.
     Ray must be initialized (``deployment.ray_session``)."""
     ray = require_ray("data")
@@ -43,7 +43,7 @@ def run_ray(model: ModelSpec, chunk_ms: int | None = None, workers: int = 1, num
         context.print_on_execution_start = False
         rows = [{"item": json.dumps(dataclasses.asdict(i), ensure_ascii=False)} for i in items]
         ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), workers * BLOCKS_PER_WORKER)))
-        ds = ds.map_batches(TranscribeActor, fn_constructor_kwargs={"model": model, "chunk_ms": chunk_ms},
+        ds = ds.map_batches(TranscribeActor, fn_constructor_kwargs={"model": model, "chunk_ms": chunk_ms, "hotwords": hotwords},
                             batch_size=1, compute=ActorPoolStrategy(size=workers), num_cpus=num_cpus,
                             num_gpus=num_gpus)
         for row in ds.iter_rows():
