@@ -77,7 +77,7 @@ def test_sigterm_finishes_open_streams(hf_dir, asr, clips):
 
             async def drain(ws):
                 msgs = [json.loads(m) async for m in ws]
-                return msgs, ws.close_code
+                return msgs, (ws.close_code, ws.close_reason)
             return await asyncio.gather(drain(dg), drain(rt))
 
         (dg_msgs, dg_code), (rt_msgs, rt_code) = asyncio.run(asyncio.wait_for(run(), 120))
@@ -86,7 +86,8 @@ def test_sigterm_finishes_open_streams(hf_dir, asr, clips):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert dg_code == 1001 and rt_code == 1001  # "going away", after the last results
+    # "going away", after the last results, with a reason that tells the client to reconnect
+    assert dg_code[0] == 1001 and rt_code[0] == 1001 and "reconnect" in dg_code[1] and "reconnect" in rt_code[1]
     assert finals_text(dg_msgs) == dg_want
     assert dg_msgs[-1]["type"] == "Metadata" and dg_msgs[-1]["onepass"]["transcript"] == dg_want
     assert abs(dg_msgs[-1]["duration"] - len(dg_audio) / 16000) < 1e-6

@@ -22,6 +22,7 @@ log = logging.getLogger("onepass.server")
 FLUSH_TIMEOUT_S = 120.0  # after the client's close request, wait this long for the last results
 # 1001 "going away": the server is shutting down (after the stream's last results)
 CLOSE_CODES = {"close": 1000, "shutdown": 1001, "timeout": 1011, "oversize": 1009, "error": 1011, "closed": 1000}
+CLOSE_REASONS = {1001: "server going away after the last results; reconnect to continue"}
 
 
 class ClientGone(Exception):
@@ -94,7 +95,7 @@ class Session:
                 await asyncio.gather(reader, writer, stopper, return_exceptions=True)
                 if code is not None:
                     with contextlib.suppress(Exception):
-                        await self.ws.close(code)
+                        await self.ws.close(code, CLOSE_REASONS.get(code, ""))
             finally:
                 self.done.set()
 
