@@ -20,8 +20,8 @@ def load_model(source, device="cpu", dtype="float32", backend="torch", onnx_dir=
     the export cache). ``backend="auto"`` (the CLI default): onnxruntime for float32 on the CPU
     (faster there, same token ids; see docs/benchmarks.md), torch otherwise.
     ``prepack`` (torch backend; default on for float32 on the CPU): oneDNN-prepacked weights.
-    ``decoder_dtype``: the prediction net and joint in another dtype than ``dtype`` (float32 next
-    to a bfloat16 encoder). ``tf32``: on CUDA, let float32 matrix products and convolutions use
+    ``decoder_dtype``: the prediction net's and joint's dtype (default: float32 next to a 16-bit
+    ``dtype``, else ``dtype``). ``tf32``: on CUDA, let float32 matrix products and convolutions use
     TF32 (faster, not bit-exact; off by default)."""
     from .checkpoints import load_model as _load
 

@@ -102,13 +102,26 @@ def test_bad_dtype_and_unsupported_chunk(hf_dir, asr):
         asr.transcribe_batch([[0.0] * 1600], chunk_ms=240)
 
 
-def test_bfloat16_loads_and_runs(hf_dir, clips):
+def test_bfloat16_loads_and_runs(hf_dir, asr, clips):
     import torch
 
-    asr = onepass.load_model(hf_dir, dtype="bfloat16")
-    assert asr.model.joint.head.weight.dtype == torch.bfloat16
-    result = asr.transcribe(clips["normal"], 16000, language="en-US", chunk_ms=560)
-    assert all(0 <= t < asr.config.vocab_size for t in result.token_ids)
+    bf16 = onepass.load_model(hf_dir, dtype="bfloat16")
+    m = bf16.model
+    assert m.encoder_dtype == torch.bfloat16 and m.encoder.layers[0].self_attn.q_proj.weight.dtype == torch.bfloat16
+    # the prediction net and joint stay float32 by default (token agreement); the front end always
+    # does, its window and filterbank equal to the float32 model's (not rounded through bfloat16)
+    assert m.joint.head.weight.dtype == torch.float32 and m.decoder.embedding.weight.dtype == torch.float32
+    assert torch.equal(m.frontend.window, asr.model.frontend.window)
+    assert torch.equal(m.frontend.filterbank, asr.model.frontend.filterbank)
+    all16 = onepass.load_model(hf_dir, dtype="bfloat16", decoder_dtype="bfloat16")
+    assert all16.model.joint.head.weight.dtype == torch.bfloat16
+    for r in (bf16, all16):
+        result = r.transcribe(clips["normal"], 16000, language="en-US", chunk_ms=560)
+        assert all(0 <= t < r.config.vocab_size for t in result.token_ids)
+        stream = r.stream(language="en-US", chunk_ms=560)
+        stream.accept(clips["normal"][:5000], 16000)
+        stream.accept(clips["normal"][5000:], 16000)
+        assert stream.finish().token_ids == result.token_ids
 
 
 def test_weights_with_more_layers_than_the_config(copy_dir):

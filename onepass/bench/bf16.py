@@ -118,8 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=None, help="a checkpoint (e.g. demo) instead of random weights")
     p.add_argument("--manifest", default=None, help="with --model: JSONL of clips (audio_filepath, lang)")
     p.add_argument("--limit", type=int, default=150, help="with --manifest: clips used")
-    p.add_argument("--decoder-dtype", choices=["float32"], default=None,
-                   help="the prediction net and joint in float32 next to the bfloat16 encoder")
+    p.add_argument("--decoder-dtype", choices=["float32", "bfloat16"], default="float32",
+                   help="the prediction net and joint next to the bfloat16 encoder (default: %(default)s, as "
+                        "load_model does)")
     args = p.parse_args(argv)
     t0 = time.monotonic()
     if args.model:
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         fp32 = load_model(args.model, backend="torch")
         bf16 = load_model(args.model, backend="torch", dtype="bfloat16",  # (prepacked weights do not deepcopy)
                           decoder_dtype=args.decoder_dtype)
-        out = {"model": args.model, "torch": torch.__version__, "decoder_dtype": args.decoder_dtype or "bfloat16"}
+        out = {"model": args.model, "torch": torch.__version__, "decoder_dtype": args.decoder_dtype}
         out.update(manifest_agreement(fp32, bf16, args.manifest, args.limit, args.chunk_ms))
         out["wall_s"] = round(time.monotonic() - t0, 1)
         print(json.dumps(out, indent=1))
@@ -137,8 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     fp32 = pair.recognizer
     result = {"model": pair.description, "emission_rate": pair.emission_rate,
               "torch": torch.__version__, "threads": torch.get_num_threads()}
-    bf16 = bf16_copy(fp32, getattr(torch, args.decoder_dtype) if args.decoder_dtype else None)
-    result["decoder_dtype"] = args.decoder_dtype or "bfloat16"
+    bf16 = bf16_copy(fp32, getattr(torch, args.decoder_dtype))
+    result["decoder_dtype"] = args.decoder_dtype
     err, same = projection_error(fp32, bf16, speech_like(args.seconds, args.seed + 100), args.chunk_ms, args.language)
     result["projection_rel_error"], result["frame_label_agreement"] = round(err, 5), round(same, 5)
     result.update(agreement(fp32, bf16, args.clips, args.seconds, args.chunk_ms, args.language, args.seed + 100))

@@ -254,7 +254,6 @@ def checkpoint_pair(source: str, *, with_hf: bool) -> ModelPair:
 def place(asr: Recognizer, device: str, dtype: str) -> None:
     """Move a recognizer's network to ``device`` in ``dtype`` (the front end stays float32)."""
     model = asr.model
-    model.to(device=torch.device(device), dtype=getattr(torch, dtype))
-    model.frontend.float()
+    model.to(device=torch.device(device)).cast(getattr(torch, dtype))
     model.encoder.clear_tables()
     asr.configure_step(asr.model_step.config)

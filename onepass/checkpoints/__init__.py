@@ -26,8 +26,8 @@ def load_model(source: str | Path, device: str | torch.device = "cpu", dtype: st
     ``nvidia/nemotron-3.5-asr-streaming-0.6b``.
 
     ``dtype``: the network's weights and state (the front end always computes in float32);
-    ``decoder_dtype``: the prediction net's and joint's, when they should differ (e.g. float32
-    next to a bfloat16 encoder; ``NemotronASR.cast``).
+    ``decoder_dtype``: the prediction net's and joint's (default: float32 next to a bfloat16 or
+    float16 network, which keeps token agreement with float32 higher; ``NemotronASR.cast``).
     ``tf32``: on CUDA, float32 matrix products and convolutions may use TF32 (faster, not
     bit-exact). Off by default: this sets torch's process-wide switches for both, since cuDNN's
     default lets convolutions use TF32 even where matrix products do not.

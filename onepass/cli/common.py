@@ -18,8 +18,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
                    help="weights and activations precision (default: %(default)s)")
     p.add_argument("--decoder-dtype", default=None, choices=["float32", "bfloat16", "float16"],
-                   help="the prediction net and joint in another precision than --dtype (e.g. float32 next to a "
-                        "bfloat16 encoder; default: --dtype)")
+                   help="precision of the prediction net and joint (default: float32 next to a bfloat16 or "
+                        "float16 --dtype, which keeps token agreement with float32 higher; else --dtype)")
     p.add_argument("--tf32", action="store_true",
                    help="CUDA float32: allow TF32 matrix products and convolutions (faster; not bit-exact, so off "
                         "by default)")

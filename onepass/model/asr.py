@@ -41,13 +41,19 @@ class NemotronASR(nn.Module):
         return x, self.encoder_projector(x), valid
 
     def cast(self, dtype: torch.dtype, decoder_dtype: torch.dtype | None = None) -> "NemotronASR":
-        """Weights to ``dtype``, the prediction net and joint to ``decoder_dtype`` (default: the
-        same). The front end stays float32: features are always computed in float32, and its
-        window and filterbank rounded to a lower precision would change them (by up to 0.4 % in
-        bfloat16). Call ``encoder.clear_tables()`` afterwards, as after any change of dtype."""
+        """Weights to ``dtype``, the prediction net and joint to ``decoder_dtype``: by default
+        float32 next to a 16-bit encoder (one changed label changes the prediction net's state and
+        so the rest of the sequence; measured on the demo model's held-out clips at 160 ms, token
+        agreement with float32 is 99.8 % with a float32 decoder and 98.0 % with all bfloat16, for
+        a few kilobytes of state per stream), else ``dtype``. The front end stays float32: features
+        are always computed in float32, and its window and filterbank rounded to a lower precision
+        would change them (by up to 0.4 % in bfloat16). Call ``encoder.clear_tables()`` afterwards,
+        as after any change of dtype."""
+        if decoder_dtype is None:
+            decoder_dtype = torch.float32 if dtype in (torch.bfloat16, torch.float16) else dtype
         for name, child in self.named_children():
             if name != "frontend":
-                child.to((decoder_dtype or dtype) if name in ("decoder", "joint") else dtype)
+                child.to(decoder_dtype if name in ("decoder", "joint") else dtype)
         return self
 
     @property
