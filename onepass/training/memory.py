@@ -23,6 +23,28 @@ from .loss import DEFAULT_MAX_JOINT_ELEMENTS
 from .objective import RNNTObjective, to_device
 
 
+def joint_only(args) -> dict:
+    from ..bench.factory import PRESETS
+    from .loss import lattice_log_probs, rnnt_nll
+
+    p = PRESETS[args.preset]
+    B, T = args.utterances, int(args.batch_seconds / args.utterances * 100) // 8 + 1
+    U, V, H = max(1, int(args.tokens_per_second * args.batch_seconds / args.utterances)), p.vocab, p.pred_hidden
+    g = torch.Generator().manual_seed(0)
+    head = torch.nn.Linear(H, V)
+    enc = torch.randn(B, T, H, generator=g, requires_grad=True)
+    dec = torch.randn(B, U + 1, H, generator=g, requires_grad=True)
+    targets = torch.randint(0, V - 1, (B, U), generator=g)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    b, e = lattice_log_probs(lambda x, y: head(torch.relu(x + y)), enc, dec, targets, V - 1, V, args.max_joint_elements)
+    rnnt_nll(b, e, torch.full((B,), T), torch.full((B,), U)).sum().backward()
+    return {"preset": args.preset, "utterances": B, "encoder_frames": T, "labels": U, "vocab": V,
+            "max_joint_elements": args.max_joint_elements, "joint_full_gb": round(B * T * (U + 1) * V * 4 / 1e9, 2),
+            "peak_rss_increase_gb": round((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1e6, 2),
+            "seconds": round(time.perf_counter() - t0, 2)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, allow_abbrev=False,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -34,7 +56,13 @@ def main() -> None:
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA)")
     ap.add_argument("--max-joint-elements", type=int, default=DEFAULT_MAX_JOINT_ELEMENTS)
     ap.add_argument("--threads", type=int)
+    ap.add_argument("--joint-only", action="store_true",
+                    help="only the joint and the loss (forward and backward) on random encoder and prediction-net "
+                         "outputs of the batch's shape: what slicing the joint saves")
     args = ap.parse_args()
+    if args.joint_only:
+        print(json.dumps(joint_only(args)))
+        return
     from transformers import Nemotron3_5AsrForRNNT
 
     from ..bench.factory import PRESETS, hf_config
