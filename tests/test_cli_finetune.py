@@ -33,7 +33,7 @@ def _manifests(tmp: Path) -> tuple[Path, Path]:
 
 
 ARGS = ["--steps", "2", "--batch-seconds", "6", "--lr", "1e-3", "--warmup-steps", "1", "--val-chunk-ms", "80",
-        "--checkpoint-every", "0", "--threads", "1", "--no-progress"]
+        "--checkpoint-every", "0", "--threads", "1", "--no-progress", "--ema", "0.5"]
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +54,9 @@ def test_output_is_a_trained_hf_directory_with_the_new_locale(run, capsys):
     shipped, tuned = load_file(str(DEMO / "model.safetensors")), load_file(str(out / "model.safetensors"))
     assert set(shipped) == set(tuned)
     assert any(not torch.equal(shipped[k], tuned[k]) for k in shipped)
+    state = torch.load(out / "state.pt", weights_only=False)  # --ema: the saved weights are the average
+    assert all(torch.equal(tuned[k], state["ema"][k]) for k in tuned)
+    assert any(not torch.equal(state["ema"][k], state["model"][k]) for k in tuned)
     old = json.loads((DEMO / "processor_config.json").read_text())["prompt_dictionary"]
     new = json.loads((out / "processor_config.json").read_text())["prompt_dictionary"]
     assert NEW not in old and new[NEW] not in old.values() and {k: new[k] for k in old} == old

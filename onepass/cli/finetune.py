@@ -36,6 +36,9 @@ def add_parser(sub) -> None:
                    help="audio per batch, padding included (default: %(default)s)")
     g.add_argument("--accumulate", type=int, default=1,
                    help="batches per optimizer step (gradient accumulation; default: %(default)s)")
+    g.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                   help="keep a moving average of the weights (e.g. 0.99) and validate and save it instead of the "
+                        "last weights: less noise, less forgetting (default: off)")
     g.add_argument("--freeze", help="keep part of the encoder fixed: 'subsampling', 'encoder', or K (the "
                                     "subsampling and the bottom K layers)")
     g.add_argument("--no-specaugment", action="store_true", help="no frequency and time masking")
@@ -69,12 +72,14 @@ def settings_from(args: argparse.Namespace):
             raise OnePassError(f"--{name.replace('_', '-')} must be positive, got {v}")
     if args.lr <= 0 or args.batch_seconds <= 0 or args.epochs <= 0:
         raise OnePassError("--lr, --batch-seconds and --epochs must be positive")
+    if not 0.0 <= args.ema < 1.0:
+        raise OnePassError(f"--ema must be in [0, 1), got {args.ema}")
     augment = AugmentSettings(freq_masks=0, time_masks=0) if args.no_specaugment else AugmentSettings()
     return FinetuneSettings(
         model=args.model, train=args.train, out=args.out, val=args.val, steps=args.steps, epochs=args.epochs,
         max_minutes=args.max_minutes, language=args.language, freeze=args.freeze, device=args.device,
         precision=args.precision, seed=args.seed, threads=args.threads, validate_every=args.validate_every,
-        checkpoint_every=args.checkpoint_every, log_every=args.log_every, val_chunk_ms=tuple(args.val_chunk_ms or ()), resume=args.resume,
+        checkpoint_every=args.checkpoint_every, log_every=args.log_every, ema_decay=args.ema, val_chunk_ms=tuple(args.val_chunk_ms or ()), resume=args.resume,
         progress=not args.no_progress and sys.stderr.isatty(),
         optim=OptimSettings(lr=args.lr, schedule=args.schedule, warmup_steps=args.warmup_steps,
                             weight_decay=args.weight_decay),

@@ -63,20 +63,25 @@ class _Hooks(Hooks):
         self.trainable, self.out, self.validator, self.say = trainable, out, validator, say
         self.last: Validation | None = None
 
+    @staticmethod
+    def weights(trainer: Trainer):
+        """What is validated and saved: the weight average when the run keeps one, else the live weights."""
+        return trainer.ema.model_copy(trainer.model) if trainer.ema is not None else None
+
     def validate(self, trainer: Trainer) -> float | None:
         if self.validator is None:
             return None
-        self.last = self.validator(self.trainable)
+        self.last = self.validator(self.trainable, self.weights(trainer))
         self.say(f"step {trainer.step}: validation {self.last.line()}")
         return self.last.mean_wer
 
     def on_best(self, trainer: Trainer, score: float) -> None:
-        save_hf(self.trainable, self.out / "best")
+        save_hf(self.trainable, self.out / "best", self.weights(trainer))
         (self.out / "best" / "validation.json").write_text(json.dumps(
             {"step": trainer.step, "wer_by_chunk_ms": self.last.wer_by_chunk_ms if self.last else None}, indent=2))
 
     def on_checkpoint(self, trainer: Trainer) -> None:
-        save_hf(self.trainable, self.out / "last")
+        save_hf(self.trainable, self.out / "last", self.weights(trainer))
 
 
 def _slots(trainable: Trainable, utts: list[Utterance], language: str | None, train_path: str,
@@ -226,7 +231,7 @@ def finetune(s: FinetuneSettings, say: Callable[[str], None] = print) -> Finetun
     loop = LoopSettings(total_steps=total, right_contexts=trainable.right_contexts,
                         right_context_weights=s.right_context_weights, accumulate=s.batch.accumulate,
                         grad_clip=o.grad_clip, checkpoint_every=s.checkpoint_every, validate_every=s.validate_every,
-                        log_every=s.log_every,
+                        log_every=s.log_every, ema_decay=s.ema_decay,
                         autocast=autocast, seed=s.seed, progress=s.progress,
                         deadline_s=None if s.max_minutes is None else 60 * s.max_minutes,
                         fixed_embedding_rows=(trainable.blank,))

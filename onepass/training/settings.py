@@ -63,6 +63,7 @@ class FinetuneSettings:
     val_chunk_ms: tuple[int, ...] = ()  # chunk sizes to validate (empty: every chunk size of the model)
     right_context_weights: tuple[float, ...] = ()  # per model right context; empty: uniform draw
     resume: bool = False
+    ema_decay: float = 0.0  # > 0: validate and save a moving average of the weights (decay per step)
     max_joint_elements: int = 1 << 25  # logits per joint slice of the RNN-T loss (memory bound)
     progress: bool = True  # a progress bar on stderr
     optim: OptimSettings = field(default_factory=OptimSettings)

@@ -3,8 +3,9 @@ demo model has never heard) spoken by espeak-ng, plus a little of the demo corpu
 
     python -m tools.demo_model.domain_set --out /work/domain
 
-Writes OUT/train.jsonl (50 domain sentences, each by 3 training voices, and 40 general sentences per
-language from the demo corpus's training text: replay against forgetting), OUT/test.jsonl (20 unseen
+Writes OUT/train.jsonl (50 domain sentences, each by 3 training voices, and 200 general sentences per
+language from the demo corpus's training text: replay against forgetting; the voices are the demo
+corpus's wide set of training variants, as the shipped model was trained on), OUT/test.jsonl (20 unseen
 domain sentences by the held-out voices: new combinations of the same terms) and OUT/train_domain.jsonl
 (the domain part alone). Seeded; regenerates the same files.
 """
@@ -16,7 +17,7 @@ import json
 import random
 from pathlib import Path
 
-from .make_corpus import LANGUAGES, TEST_VARIANTS, TRAIN_VARIANTS, make_sentences, plan, render
+from .make_corpus import LANGUAGES, TEST_VARIANTS, WIDE_TRAIN_VARIANTS, make_sentences, plan, render
 
 DRUGS = ["metoprolol", "lisinopril", "warfarin", "amoxicillin", "furosemide", "heparin", "atorvastatin",
          "levothyroxine", "prednisone", "ondansetron"]
@@ -60,19 +61,19 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--voices-per-sentence", type=int, default=3)
-    ap.add_argument("--replay-per-lang", type=int, default=40)
+    ap.add_argument("--replay-per-lang", type=int, default=200)
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
     train_s, test_s = domain_sentences()
     items = []
     for v in range(args.voices_per_sentence):
-        items += plan(args.out / f"v{v}", "train", "en-US", train_s, TRAIN_VARIANTS, seed=9000 + v)
+        items += plan(args.out / f"v{v}", "train", "en-US", train_s, WIDE_TRAIN_VARIANTS, seed=9000 + v)
     test_items = plan(args.out, "test", "en-US", test_s, TEST_VARIANTS, seed=9100)
     replay = []
     for li, lang in enumerate(LANGUAGES):
         # the demo corpus's training text (make_corpus.py --words-per-lang 400: its first sentences)
         sents = make_sentences(LANGUAGES[lang][0], args.replay_per_lang, seed=li, words_per_lang=400)
-        replay += plan(args.out / "replay", "train", lang, sents, TRAIN_VARIANTS, seed=9200 + li)
+        replay += plan(args.out / "replay", "train", lang, sents, WIDE_TRAIN_VARIANTS, seed=9200 + li)
     rows = {}
     for name, its in (("train_domain", items), ("test", test_items), ("replay", replay)):
         results = render(its, args.workers, 256)
