@@ -26,7 +26,7 @@ from pathlib import Path
 from ..errors import OnePassError
 from ..tokenizer import Tokenizer
 
-DEFAULT_BOOST = 3.0  # bonus (logit units) of a phrase's first piece; later pieces get DEPTH_SCALING times it
+DEFAULT_BOOST = 2.0  # bonus (logit units) of a phrase's first piece; later pieces get DEPTH_SCALING times it
 DEPTH_SCALING = 2.0  # later pieces of a phrase weigh more: a started match is likelier the phrase
 MAX_BOOST = 20.0  # largest boost accepted (larger ones only force the phrase over what was said)
 MAX_PHRASES = 512  # phrases per stream
