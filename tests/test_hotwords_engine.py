@@ -125,5 +125,6 @@ def test_normalisation_to_what_the_model_writes(asr):
     assert variants("NVIDIA", cased=False) == ["nvidia"]
     assert variants("...", cased=True) == []
     assert split_phrases("go, west;\n new  york ,,") == ["go", "west", "new york"]
+    assert split_phrases("A call about GPUs. Nemotron! 3.5 kW") == ["A call about GPUs", "Nemotron", "3.5 kW"]
     pieces = phrase_pieces(asr.tokenizer, hotword_settings(["go!", "Go", "set west"]))
     assert [asr.tokenizer.encode(t) for t in ("go", "Go", "set west", "Set west")] == [p for p, _ in pieces]

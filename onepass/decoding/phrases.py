@@ -123,14 +123,17 @@ def read_hotwords_file(path) -> list[Phrase]:
     return [parse_phrase(line) for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
+_SEPARATORS = re.compile(r"[,;\n]|[.!?](?=\s|$)")
+
+
 def split_phrases(text: str) -> list[str]:
-    """A free-text list (a CLI value, an OpenAI ``prompt``): phrases separated by commas,
-    semicolons or new lines."""
+    """A free-text list (an OpenAI ``prompt``): phrases separated by commas, semicolons, new lines
+    or sentence ends, so a prose prompt becomes its sentences rather than one phrase past the limit."""
     out = []
-    for line in text.replace(";", "\n").replace(",", "\n").splitlines():
-        line = " ".join(line.split())
-        if line:
-            out.append(line)
+    for part in _SEPARATORS.split(text):
+        part = " ".join(part.split())
+        if part:
+            out.append(part)
     return out
 
 

@@ -165,7 +165,7 @@ class Health(BaseModel):
 class RTTranscription(_In):
     model: Optional[str] = None
     language: Optional[str] = None
-    prompt: Optional[str] = None  # phrases to boost, separated by commas, semicolons or new lines
+    prompt: Optional[str] = None  # phrases to boost (``phrases.split_phrases``: commas, semicolons, lines, sentences)
 
 
 class RTTurnDetection(_In):
