@@ -10,6 +10,7 @@ import torch
 from onepass.decoding.greedy import greedy_decode
 from onepass.model.attention import sinusoids
 from onepass.step import LABEL_LOOPING, StateArena, StepBatch, step_body
+from onepass.step.batch import device_features
 from tests.test_step_models import tiny_model
 
 
@@ -78,3 +79,15 @@ def test_step_body_with_phrase_boosting_runs_on_meta(any_final):
     with torch.no_grad():
         out = step_body(model, arena, batch, LABEL_LOOPING, sync_every=0)
     assert out.labels.counts.shape == (4,) and arena.boost.node.device.type == "meta"
+
+
+def test_step_features_run_on_meta():
+    """The front end's device half (one STFT and mel product for the whole step, masks for lead and
+    padding) has no host reads either."""
+    model = tiny_model(device="meta")
+    cfg = model.config.frontend
+    frames, bucket = 16, 8
+    y = torch.empty(bucket, cfg.n_fft + cfg.hop_length * (frames - 1), device="meta")
+    long = dict(dtype=torch.long, device="meta")
+    feats = device_features(model.frontend, y, torch.empty(bucket, **long), torch.empty(bucket, **long))
+    assert feats.shape == (bucket, frames, cfg.num_mel_bins) and feats.device.type == "meta"

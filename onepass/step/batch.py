@@ -125,9 +125,14 @@ def batch_features(frontend: LogMel, audio: list[FrameAudio], leads: list[int], 
     rows = host.numpy()
     for i, (a, at) in enumerate(zip(audio, leads)):
         rows[i, at * cfg.hop_length:at * cfg.hop_length + a.samples.size] = a.samples
-    y = host.to(frontend.filterbank.device, non_blocking=True)
+    return device_features(frontend, host.to(frontend.filterbank.device, non_blocking=True), valid, lead)
+
+
+def device_features(frontend: LogMel, y: torch.Tensor, valid: torch.Tensor, lead: torch.Tensor) -> torch.Tensor:
+    """The device half of ``batch_features`` (no host reads, static shapes): log-mel frames of the
+    packed samples ``y`` (bucket, n_fft + hop*(frames-1)), zero outside [lead, lead + valid)."""
     feats = frontend.frames(y)
-    index = torch.arange(frames, device=y.device)[None, :]
+    index = torch.arange(feats.shape[1], device=y.device)[None, :]
     keep = (index >= lead[:, None]) & (index < (lead + valid)[:, None])
     return torch.where(keep[..., None], feats, torch.zeros((), device=y.device))
 
