@@ -12,7 +12,7 @@ Two facts are checked, and together they say where sherpa-onnx and onepass can d
    (Its token list leaves out ``<xx-XX>`` language tags; so do the expected tokens here.)
 
 What is left between sherpa-onnx and onepass is the front end (kaldi-native-fbank frames are not
-onepass's centred log-mel frames; see README "ONNX") and that sherpa-onnx never encodes the
+onepass's centred log-mel frames; see docs/onnx.md) and that sherpa-onnx never encodes the
 final partial window (pad the tail). Neither is in the exported files.
 """
 

@@ -32,7 +32,8 @@ class ConvModule(nn.Module):
         self.pointwise_conv2 = Linear(d, d, bias=config.conv_bias)
 
     # The ONNX export sets this: the depthwise conv as k shifted multiply-adds over (B, T, D), which
-    # ONNX Runtime runs ~10x faster than its grouped Conv at streaming sizes (docs/benchmarks.md).
+    # ONNX Runtime runs ~10x faster than its grouped Conv at streaming sizes
+    # (docs/history/benchmarks-log-2026-12.md).
     channels_last = False
 
     def forward(self, x: torch.Tensor, conv_cache: torch.Tensor, row_valid: torch.Tensor):

@@ -15,7 +15,8 @@ counts).
 quantized per call) through torch's quantized CPU kernels. The quantized ONNX Runtime backends
 run the joint and the prediction net this way: their weights are read once per decoding call
 for a few rows, so memory traffic decides, and int8 reads a quarter of fp32's bytes (joint head
-13088 x 640, one thread: fp32 13-20 ms per call, int8 3-6 ms; docs/benchmarks.md).
+13088 x 640, one thread: fp32 13-20 ms per call, int8 3-6 ms;
+docs/history/benchmarks-log-2026-12.md).
 """
 
 from __future__ import annotations

@@ -94,7 +94,8 @@ class OrtModel:
     def _int8_decoder(self, model: NemotronASR) -> bool:
         """Quantized encoders decode with their own copies of the prediction net and joint on
         dynamic int8 weights (torch's kernels: 3-5x faster than fp32 for the joint head, faster
-        than ONNX Runtime's from 6 rows; docs/benchmarks.md). Copies: the torch model stays fp32."""
+        than ONNX Runtime's from 6 rows;
+        docs/history/benchmarks-log-2026-12.md). Copies: the torch model stays fp32."""
         decoder, joint = PredictionNet(model.config), Joint(model.config)
         decoder.load_state_dict(model.decoder.state_dict())
         joint.load_state_dict(model.joint.state_dict())

@@ -55,8 +55,9 @@ class ExportSettings:
 
 
 def default_int4_block(hidden_size: int) -> int:
-    """32 weights per scale, 16 for encoders narrower than 512 (measured, docs/benchmarks.md): on the demo
-    model (d 144, rows of 144-864 weights) block 16 halves int4's WER cost (+1.7 -> +0.9 points) for 10 %
+    """32 weights per scale, 16 for encoders narrower than 512 (measured,
+    docs/history/benchmarks-log-2026-12.md): on the demo model (d 144, rows of 144-864 weights) block 16
+    halves int4's WER cost (+1.7 -> +0.9 points) for 10 %
     more bytes; on the real model (d 1024) block 16 would make the file ~445 MB instead of ~370 MB and every
     memory-bound single-stream step read those bytes, for rows 1024-4096 wide."""
     return 16 if hidden_size < 512 else 32
@@ -282,8 +283,9 @@ def _quantize_int8(raw: Path, tmp: Path, weights: str, big: bool) -> Path:
     per-channel weights (measured here, AMD EPYC AVX2: encoder output error 117% vs 7.5% with u8
     weights on a tiny model). s7 (the default) keeps signed weights to 7 bits (ONNX Runtime's
     reduce_range), so a pair of products (255 x 64 x 2) cannot saturate; u8 weights take u8 x u8
-    kernels, which widen to int16 first: 3-23% slower here, with 40% less weight error (docs/
-    benchmarks.md). s7 and u8 are safe on every x86; s8 is for VNNI (AVX-512 VNNI / AVX-VNNI) and ARM."""
+    kernels, which widen to int16 first: 3-23% slower here, with 40% less weight error
+    (docs/history/benchmarks-log-2026-12.md). s7 and u8 are safe on every x86; s8 is for VNNI (AVX-512
+    VNNI / AVX-VNNI) and ARM."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     if weights not in INT8_WEIGHTS:
@@ -301,7 +303,8 @@ def _quantize_int4(raw: Path, tmp: Path, block_size: int, big: bool, int8_weight
     conformer layers' MatMuls; the few matrices outside the layers (subsampling output projection, prompt
     MLP, encoder projector: 5 M of the real model's 600 M weights) get int8 (``_quantize_int8``). Nothing
     after them absorbs their rounding (the projector feeds the joint, the prompt is added to every frame):
-    on the demo model int8 there takes about 0.9 points off int4's WER cost (docs/benchmarks.md)."""
+    on the demo model int8 there takes about 0.9 points off int4's WER cost
+    (docs/history/benchmarks-log-2026-12.md)."""
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
