@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every accuracy number of the demo model card and the int8/int4 rows of docs/benchmarks.md, for one
+# Every accuracy number of the demo model card (docs/demo_model.md, its int8/int4 rows included), for one
 # HF model directory, as JSON lines (one `onepass eval --json` object per line, tagged with "row"):
 #
 #     bash tools/demo_model/eval_all.sh MODEL_DIR CORPUS OUT_DIR      # about 11 minutes on 2 cores
