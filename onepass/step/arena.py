@@ -119,8 +119,9 @@ class StateArena:
         self.encoder, self.decoder = fresh_enc, fresh_dec
         self.free = sorted(self.free + list(range(self.capacity + 1, capacity + 1)), reverse=True)
         self.capacity = capacity
-        self.boost.grow_rows(capacity + 1)
-        self.generation += 1
+        generation = self.generation
+        self.boost.grow_rows(capacity + 1)  # (its reallocation bumps the generation too)
+        self.generation = generation + 1  # one reallocation, one new generation
 
     def decoder_rows(self, slots: Rows) -> DecoderState:
         """The prediction-net state of ``slots``: views for a slice; for an index tensor a working
