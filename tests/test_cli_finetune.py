@@ -150,17 +150,17 @@ def test_frozen_layers_do_not_move_and_the_loss_falls(tmp_path):
     train = tmp_path / "two.jsonl"
     train.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     s = FinetuneSettings(model="demo", train=str(train), out=str(tmp_path / "out"), steps=8, language=NEW,
-                         freeze="2", threads=1, progress=False, checkpoint_every=0, log_every=1,
+                         freeze="2,decoder", threads=1, progress=False, checkpoint_every=0, log_every=1,
                          optim=OptimSettings(lr=3e-3, warmup_steps=1),
                          augment=AugmentSettings(freq_masks=0, time_masks=0))
     lines: list[str] = []
     result = finetune(s, say=lines.append)
-    assert result.steps == 8 and any("frozen: encoder.subsampling, encoder.layers.0, encoder.layers.1" in x
+    assert result.steps == 8 and any("frozen: encoder.subsampling, encoder.layers.0, encoder.layers.1, decoder" in x
                                       for x in lines)
     shipped, tuned = load_file(str(DEMO / "model.safetensors")), load_file(str(tmp_path / "out" / "model.safetensors"))
     for k in shipped:
         same = torch.equal(shipped[k], tuned[k])
-        if k.startswith(("encoder.subsampling.", "encoder.layers.0.", "encoder.layers.1.")):
+        if k.startswith(("encoder.subsampling.", "encoder.layers.0.", "encoder.layers.1.", "decoder.")):
             assert same, k
     assert not torch.equal(shipped["encoder.layers.7.feed_forward2.linear2.weight"],
                            tuned["encoder.layers.7.feed_forward2.linear2.weight"])

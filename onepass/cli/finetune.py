@@ -39,8 +39,8 @@ def add_parser(sub) -> None:
     g.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                    help="keep a moving average of the weights (e.g. 0.99) and validate and save it instead of the "
                         "last weights: less noise, less forgetting (default: off)")
-    g.add_argument("--freeze", help="keep part of the encoder fixed: 'subsampling', 'encoder', or K (the "
-                                    "subsampling and the bottom K layers)")
+    g.add_argument("--freeze", help="keep parts fixed, comma-separated: 'subsampling', 'encoder', K (the "
+                                    "subsampling and the bottom K layers), 'decoder' (the prediction network)")
     g.add_argument("--no-specaugment", action="store_true", help="no frequency and time masking")
     g = p.add_argument_group("data")
     g.add_argument("--language", help="locale of lines without 'lang'; an existing locale fine-tunes its prompt "

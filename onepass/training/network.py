@@ -104,25 +104,34 @@ def chunk_ms_of(right_context: int) -> int:
 
 
 def freeze(model: torch.nn.Module, spec: str | None) -> list[str]:
-    """Freeze part of the encoder: "subsampling", "encoder", or K (the subsampling and the bottom K
-    conformer layers). Returns the frozen module names."""
+    """Freeze parts of the network, a comma-separated list of: "subsampling", "encoder", K (the
+    subsampling and the bottom K conformer layers), "decoder" (the prediction network: on a small text
+    set it memorises the sentences' word order and forgets the language at large). Returns the frozen
+    module names."""
     if not spec:
         return []
     enc = model.encoder
     n_layers = len(enc.layers)
-    if spec == "subsampling":
-        parts = [("encoder.subsampling", enc.subsampling)]
-    elif spec == "encoder":
-        parts = [("encoder", enc)]
-    elif spec.isdigit() and 0 <= int(spec) <= n_layers:
-        k = int(spec)
-        parts = [("encoder.subsampling", enc.subsampling)] + [(f"encoder.layers.{i}", enc.layers[i]) for i in range(k)]
-    else:
-        raise OnePassError(f"--freeze {spec!r}: use 'subsampling', 'encoder' or a number of bottom layers "
-                           f"0..{n_layers}")
-    for _, module in parts:
+    parts: list[tuple[str, torch.nn.Module]] = []
+    for item in (x.strip() for x in spec.split(",")):
+        if item == "subsampling":
+            parts.append(("encoder.subsampling", enc.subsampling))
+        elif item == "encoder":
+            parts.append(("encoder", enc))
+        elif item == "decoder":
+            parts.append(("decoder", model.decoder))
+        elif item.isdigit() and 0 <= int(item) <= n_layers:
+            parts += [("encoder.subsampling", enc.subsampling)]
+            parts += [(f"encoder.layers.{i}", enc.layers[i]) for i in range(int(item))]
+        else:
+            raise OnePassError(f"--freeze {spec!r}: use a comma-separated list of 'subsampling', 'encoder', "
+                               f"'decoder' and a number of bottom layers 0..{n_layers}")
+    names: list[str] = []
+    for name, module in parts:
         module.requires_grad_(False)
-    return [name for name, _ in parts]
+        if name not in names:
+            names.append(name)
+    return names
 
 
 def add_language(trainable: Trainable, code: str, init_from: str = "auto") -> tuple[int, bool]:
