@@ -28,5 +28,6 @@ def test_bench_places_onepass_on_the_device():
 
     asr = Recognizer(tiny_model(), Tokenizer([f"p{i}" for i in range(32)], 32), ModelInfo("t", "t", "random", "t"))
     place(asr, "cpu", "bfloat16")
-    assert asr.model_step.dtype == asr.model.joint.head.weight.dtype == torch.bfloat16  # a new step, new dtype
+    assert asr.model_step.dtype == asr.model.encoder_dtype == torch.bfloat16  # a new step, new dtype
+    assert asr.model.joint.head.weight.dtype == torch.float32  # the decoder stays float32 by default
     assert asr.model.frontend.filterbank.dtype.itemsize == 4  # the front end stays float32
