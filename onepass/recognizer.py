@@ -111,8 +111,8 @@ class Recognizer:
         with torch.no_grad():
             feats, mel_len = self.model.frontend(padded.to(self.device), lengths.to(self.device))
         trees = [self.hotwords(h, hotword_boost) if h else None for h in lists]
-        emissions = decode_features(self.model_step, feats, mel_len.tolist(), r, [lang.prompt or 0 for lang in resolved],
-                                    trees)
+        prompts = [lang.prompt or 0 for lang in resolved]
+        emissions = decode_features(self.model_step, feats, mel_len.tolist(), r, prompts, trees)
         return [make_transcript(self.tokenizer, lang, e, len(a) / SAMPLE_RATE)
                 for lang, e, a in zip(resolved, emissions, audios)]
 

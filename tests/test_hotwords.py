@@ -77,7 +77,8 @@ def test_no_net_bonus_on_any_sequence_without_a_finished_phrase():
     for tree in random_trees(rng, 60, tokens=6):
         phrases = tree.phrases
         for _ in range(40):
-            seq = [int(x) for x in rng.integers(0, 6, int(rng.integers(1, 12)))] + [VOCAB - 2]  # ends on a label no phrase has
+            # ends on a label no phrase has
+            seq = [int(x) for x in rng.integers(0, 6, int(rng.integers(1, 12)))] + [VOCAB - 2]
             contains = any(seq[i:i + len(p)] == p for p in phrases for i in range(len(seq)))
             score, _ = total(tree, seq)
             assert score >= -1e-9

@@ -19,15 +19,16 @@ WAV = str(Path(onepass.__file__).parent / "assets" / "samples" / "en-US.wav")
 
 @pytest.mark.parametrize("mode", ["offline", "stream"])
 def test_transcribe_with_hotwords(capsys, tmp_path, mode):
-    assert main(["transcribe", "--backend", "torch", "-l", "en-US", "--mode", mode, WAV]) == 0
+    base = ["transcribe", "--backend", "torch", "-l", "en-US", "--mode", mode]
+    assert main([*base, WAV]) == 0
     assert capsys.readouterr().out.startswith("Do choose")
-    assert main(["transcribe", "--backend", "torch", "-l", "en-US", "--mode", mode, "--hotwords", "go, west", WAV]) == 0
+    assert main([*base, "--hotwords", "go, west", WAV]) == 0
     assert capsys.readouterr().out.startswith("Go choose")
     f = tmp_path / "hw.txt"
     f.write_text("# product words\ngo:4\n\nwest\n", encoding="utf-8")
-    assert main(["transcribe", "--backend", "torch", "-l", "en-US", "--mode", mode, "--hotwords-file", str(f), WAV]) == 0
+    assert main([*base, "--hotwords-file", str(f), WAV]) == 0
     assert capsys.readouterr().out.startswith("Go choose")
-    assert main(["transcribe", "--backend", "torch", "-l", "en-US", "--mode", mode, "--hotwords", "go", "--hotword-boost", "0.01", WAV]) == 0
+    assert main([*base, "--hotwords", "go", "--hotword-boost", "0.01", WAV]) == 0
     assert capsys.readouterr().out.startswith("Do choose")
 
 

@@ -114,6 +114,48 @@ def cost(asr, stream_counts: list[int], phrases: list[str], chunk_ms: int, reps:
     return rows
 
 
+def decoder_cost(stream_counts: list[int], frames: int, reps: int, seed: int = 0) -> list[dict]:
+    """Real-size prediction net and joint (13088 labels; ``bench.decoders``): one decoding call of
+    ``frames`` encoder frames per stream, each stream with 100 random phrases of 2-4 pieces or none,
+    both decoders (label looping with one flag read per iteration, as the eager step runs it)."""
+    import torch
+
+    from ..decoding.boosting import BoostPool
+    from ..decoding.greedy import greedy_decode, initial_decoder_state
+    from ..decoding.label_looping import label_looping_decode
+    from ..decoding.phrases import build_tree
+    from .decoders import decoder_model
+
+    m = decoder_model(4.8, seed)
+    vocab, blank = m.config.vocab_size, m.config.blank_id
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in stream_counts:
+        pool = BoostPool(n + 1, blank, "cpu")
+        for slot in range(1, n + 1):
+            tree = build_tree([([int(x) for x in rng.integers(0, vocab - 1, int(rng.integers(2, 5)))], 2.0)
+                               for _ in range(100)])
+            pool.attach(slot, pool.add(tree))
+        slots = torch.arange(1, n + 1)
+        enc = torch.randn(n, frames, m.config.pred_hidden)
+        valid, off = torch.full((n,), frames), torch.zeros(n, dtype=torch.long)
+        runs = {"windowed": lambda st, b: greedy_decode(m, enc, valid, st, off, b),
+                "label looping": lambda st, b: label_looping_decode(m, enc, valid, st, off, sync_every=1, boost=b)}
+        for name, run in runs.items():
+            times = {False: [], True: []}
+            for _ in range(reps):
+                for boosted in (False, True):
+                    state = initial_decoder_state(m, n)
+                    b = pool.rows(slots) if boosted else None
+                    t0 = time.perf_counter()
+                    run(state, b)
+                    times[boosted].append(time.perf_counter() - t0)
+            p, b = statistics.median(times[False]), statistics.median(times[True])
+            rows.append({"decoder": name, "streams": n, "plain_ms": 1000 * p, "boosted_ms": 1000 * b,
+                         "overhead": b / p - 1})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--manifest", default="/work/heldout/test.jsonl")
@@ -127,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chunk-ms", type=int, default=160)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--decoder-streams", type=int, nargs="*", default=[],
+                    help="also time the decoders alone at real size (13088 labels) for these stream counts")
+    ap.add_argument("--decoder-frames", type=int, default=2, help="encoder frames per decoding call (2: 160 ms)")
+    ap.add_argument("--accuracy", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     import onepass
@@ -134,16 +180,27 @@ def main(argv: list[str] | None = None) -> int:
     asr = onepass.load_model(args.model)
     entries = read_manifest(args.manifest)[:args.limit]
     result = {"utterances": len(entries), "boost": args.boost, "own": args.own}
-    acc = accuracy(asr, entries, args.sizes, args.own, args.boost, args.batch, args.seed)
-    result["accuracy"] = acc
-    print(f"{len(entries)} utterances, own words per list: {args.own}, boost: {args.boost or 'default'}")
-    print("| list size | boosting | listed-word recall | listed-word errors | WER | distractor insertions / 100 utt |")
-    print("|---|---|---|---|---|---|")
-    for size in args.sizes:
-        for name, label in (("none", "off"), (str(size), "on")):
-            s = acc[name][size]
-            print(f"| {size} | {label} | {s['recall']:.1%} | {1 - s['recall']:.1%} | {s['wer']:.1%} | "
-                  f"{s['distractor_insertions_per_100']:.2f} |")
+    if args.accuracy:
+        acc = accuracy(asr, entries, args.sizes, args.own, args.boost, args.batch, args.seed)
+        result["accuracy"] = acc
+        print(f"{len(entries)} utterances, own words per list: {args.own}, boost: {args.boost or 'default'}")
+        print("| list size | boosting | listed-word recall | listed-word errors | WER "
+              "| distractor insertions / 100 utt |")
+        print("|---|---|---|---|---|---|")
+        for size in args.sizes:
+            for name, label in (("none", "off"), (str(size), "on")):
+                s = acc[name][size]
+                print(f"| {size} | {label} | {s['recall']:.1%} | {1 - s['recall']:.1%} | {s['wer']:.1%} | "
+                      f"{s['distractor_insertions_per_100']:.2f} |")
+    if args.decoder_streams:
+        rows = decoder_cost(args.decoder_streams, args.decoder_frames, args.reps, args.seed)
+        result["decoder_time"] = rows
+        print(f"\ndecoders alone at real size, {args.decoder_frames} frames per call, 100 phrases per stream vs none")
+        print("| decoder | streams | without phrases | with phrases | overhead |")
+        print("|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['decoder']} | {r['streams']} | {r['plain_ms']:.1f} ms | {r['boosted_ms']:.1f} ms | "
+                  f"{r['overhead']:+.1%} |")
     if args.streams:
         pool = sorted({w for e in entries for w in normalize(e.text).split() if e.lang == "en-US"})
         phrases = random.Random(args.seed).sample(pool, min(100, len(pool)))

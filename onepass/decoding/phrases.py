@@ -195,7 +195,8 @@ def build_tree(phrases: list[tuple[list[int], float]]) -> CompiledPhrases:
             if nxt is None:
                 nxt = len(children)
                 if nxt >= MAX_NODES:
-                    raise OnePassError(f"the hotwords need more than {MAX_NODES} tree nodes; give fewer or shorter ones")
+                    raise OnePassError(f"the hotwords need more than {MAX_NODES} tree nodes; "
+                                       "give fewer or shorter ones")
                 children[node][tok] = nxt
                 children.append({})
                 score.append(gain)

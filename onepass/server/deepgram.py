@@ -73,7 +73,8 @@ class ListenOptions:
                    language=lang, chunk_ms=num("chunk_ms", None),
                    interim_results=q.get("interim_results", "false").lower() in TRUE,
                    endpointing_ms=endpointing_ms, utterance_end_ms=num("utterance_end_ms", None),
-                   phrases=tuple([Phrase(t) for t in _all(q, "keyterm")] + [parse_phrase(k) for k in _all(q, "keywords")]))
+                   phrases=tuple([Phrase(t) for t in _all(q, "keyterm")]
+                                 + [parse_phrase(k) for k in _all(q, "keywords")]))
         for name in ("endpointing_ms", "utterance_end_ms"):
             value = getattr(opts, name)
             if value is not None and not 0 <= value <= 600_000:
