@@ -118,8 +118,9 @@ class BoostPool:
         self.root_next = torch.zeros(rows, width, dtype=torch.long, device=d)
         self.root_gain = torch.zeros(rows, width, device=d)
 
-    def _realloc(self, nodes: int, width: int, rows: int, root_width: int) -> None:
-        """New tables (trees rewritten from the host copies, packed from node 1) and rows (kept)."""
+    def _realloc(self, nodes: int, width: int, rows: int, root_width: int, notify: bool = True) -> None:
+        """New tables (trees rewritten from the host copies, packed from node 1) and rows (kept);
+        ``notify``: call ``on_realloc`` (not when the arena reallocates itself anyway)."""
         old = (self.node, self.root, self.root_token, self.root_next, self.root_gain)
         if (nodes, width) != tuple(self.arc_token.shape):
             self._alloc_tables(nodes, width)
@@ -130,13 +131,13 @@ class BoostPool:
                 self.node[slot], self.root[slot] = old[0][slot], old[1][slot]
             for slot, handle in self.attached.items():
                 self._write_root(slot, self.trees[handle])
-        if self.on_realloc is not None:
+        if notify and self.on_realloc is not None:
             self.on_realloc()
 
     def grow_rows(self, rows: int) -> None:
-        """Room for ``rows`` slots (the arena grew)."""
+        """Room for ``rows`` slots (the arena grew: it starts a new generation itself)."""
         if rows > self.node.shape[0]:
-            self._realloc(*self.arc_token.shape, rows, self.root_token.shape[1])
+            self._realloc(*self.arc_token.shape, rows, self.root_token.shape[1], notify=False)
 
     def _free_base(self, need: int) -> int | None:
         """First fit: the lowest base with ``need`` free nodes after it (node 0 is never free)."""
