@@ -88,7 +88,7 @@ def greedy_decode(model: NemotronASR, enc: torch.Tensor, valid: torch.Tensor, st
                 sub = boost.select(er)
                 k = boosted_labels(lg.float(), sub)
                 advance(sub, k, torch.ones_like(k, dtype=torch.bool))
-                boost.node[er] = sub.node
+                boost.node.index_copy_(0, er, sub.node)
             probs = torch.softmax(lg.float(), dim=-1).gather(1, k[:, None])[:, 0]
             frame = pos[er] + f
             sym[er] = torch.where(f > 0, 0, sym[er]) + 1
