@@ -5,4 +5,6 @@ rows finish; host reads every iteration; the faster one on the CPU) and
 ``label_looping.label_looping_decode`` (masked rows, fixed-size output buffers, no host reads with
 ``sync_every=0``: for the device step and CUDA graphs; ``emissions_from_buffers`` converts).
 The model step (``onepass.step``) runs one of them behind one interface (``StepConfig.decoder``).
+Both take per-stream phrase boosting: ``phrases`` (text -> prefix tree over pieces) and ``boosting``
+(every stream's tree as device tensors, the per-label bonus and node moves).
 """
