@@ -120,7 +120,7 @@ class StateArena:
         self.free = sorted(self.free + list(range(self.capacity + 1, capacity + 1)), reverse=True)
         self.capacity = capacity
         generation = self.generation
-        self.boost.grow_rows(capacity + 1)  # (its reallocation bumps the generation too)
+        self.boost.grow_rows(capacity + 1)  # (the pool leaves the generation to the arena here)
         self.generation = generation + 1  # one reallocation, one new generation
 
     def decoder_rows(self, slots: Rows) -> DecoderState:
