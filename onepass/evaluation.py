@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import OnePassError
+from .manifest import manifest_lines
 
 
 @dataclass(frozen=True)
@@ -32,14 +33,8 @@ class LanguageScore:
 
 def read_manifest(path: str | Path) -> list[ManifestEntry]:
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise OnePassError(f"cannot read manifest {path}: {exc}") from None
     entries = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+    for n, line in manifest_lines(path):
         try:
             row = json.loads(line)
             audio = Path(row["audio_filepath"])

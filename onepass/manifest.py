@@ -46,17 +46,23 @@ class Summary:
     failed: int  # lines with an error (this run)
 
 
+def manifest_lines(path: Path) -> list[tuple[int, str]]:
+    """The non-blank lines of a JSON-lines manifest with their numbers (from 1): the one reader of
+    manifest files (transcription jobs, ``onepass eval``, ``onepass finetune``); each caller parses
+    the lines by its own rules. An unreadable file is a ``OnePassError``."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise OnePassError(f"cannot read manifest {path}: {reason}") from None
+    return [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
+
+
 def read_manifest(path: str | Path, language: str | None = None) -> list[Item]:
     """Parse the manifest; a line that is not a JSON object with ``audio_filepath`` is an error."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise OnePassError(f"cannot read the manifest {path}: {exc.strerror or exc}") from None
     items = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+    for number, line in manifest_lines(path):
         try:
             entry = json.loads(line)
         except json.JSONDecodeError as exc:

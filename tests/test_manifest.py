@@ -124,7 +124,7 @@ def test_bad_manifests_are_user_errors(tmp_path):
     m.write_text('{"path": "a.wav"}\n')
     with pytest.raises(OnePassError, match=r"m.jsonl:1: each line needs an \"audio_filepath\""):
         read_manifest(m)
-    with pytest.raises(OnePassError, match="cannot read the manifest"):
+    with pytest.raises(OnePassError, match="cannot read manifest"):
         read_manifest(tmp_path / "missing.jsonl")
 
 

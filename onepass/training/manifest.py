@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import OnePassError
+from ..manifest import manifest_lines
 from .text import normalize_target
 
 
@@ -46,15 +47,9 @@ def read_training_manifest(path: str | Path, max_utterance_s: float = 40.0) -> t
     (not JSON, no audio_filepath or text, empty text, missing or unreadable audio, too long) are
     skipped. Relative audio paths are relative to the manifest's folder."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise OnePassError(f"cannot read manifest {path}: {exc}") from None
     good: list[Utterance] = []
     bad: list[Problem] = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+    for n, line in manifest_lines(path):
 
         def skip(reason: str) -> None:
             bad.append(Problem(str(path), n, reason))
