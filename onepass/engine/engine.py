@@ -193,7 +193,7 @@ class Engine:
         events: list[StreamEvent] = []
         sizes, ran = [], []
         for r, pool in list(self.pools.items()):
-            batch = schedule(list(self.ready[r].values()), self.factor, self.config.max_batch)
+            batch = schedule(list(self.ready[r].values()), self.config.max_batch)
             if batch:
                 sizes.append(len(batch))
                 ran += [s.id for s in batch]

@@ -44,8 +44,7 @@ def steps_ready(s: EngineStream, factor: int) -> int:
     return n + _full_chunks(rest, started, r, factor)
 
 
-def schedule(streams: list[EngineStream], factor: int, max_batch: int) -> list[EngineStream]:
-    """Up to max_batch streams of one chunk size, the longest-waiting first."""
-    ready = [s for s in streams if steps_ready(s, factor) > 0]
-    ready.sort(key=lambda s: s.ready_at[0] if s.ready_at else float("inf"))
-    return ready[:max_batch]
+def schedule(ready: list[EngineStream], max_batch: int) -> list[EngineStream]:
+    """Up to max_batch of ``ready`` (streams of one chunk size with a step to run: the engine's
+    ready queue), the longest-waiting first."""
+    return sorted(ready, key=lambda s: s.ready_at[0] if s.ready_at else float("inf"))[:max_batch]
