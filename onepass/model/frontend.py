@@ -64,19 +64,13 @@ class LogMel(nn.Module):
         self.register_buffer("filterbank", filterbank.contiguous(), persistent=False)
         self.register_buffer("window", padded, persistent=False)
 
-    @property
-    def lookahead_samples(self) -> int:
-        """Samples past a frame's centre its window still reads (win/2)."""
-        return self.config.win_length // 2
-
-    def preemphasize(self, x: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
-        """y[n] = x[n] - a*x[n-1] along the last axis; ``previous`` is the sample before x[0]
-        (None at the start of a signal: y[0] = x[0])."""
+    def preemphasize(self, x: torch.Tensor) -> torch.Tensor:
+        """y[n] = x[n] - a*x[n-1] along the last axis, y[0] = x[0] (a whole signal; streams
+        continue it across pieces in ``SampleWindows.accept``)."""
         a = self.config.preemphasis
         if a == 0.0 or x.shape[-1] == 0:
             return x
-        head = x[..., :1] if previous is None else x[..., :1] - a * previous
-        return torch.cat([head, x[..., 1:] - a * x[..., :-1]], dim=-1)
+        return torch.cat([x[..., :1], x[..., 1:] - a * x[..., :-1]], dim=-1)
 
     def frames(self, y: torch.Tensor) -> torch.Tensor:
         """Log-mel frames of pre-emphasised samples laid out as un-centred STFT input:

@@ -63,19 +63,15 @@ async def transcriptions(request: Request, file: UploadFile = File(...), model: 
     lease = state.runner.try_lease()
     if lease is None:
         return overloaded(state.config.retry_after_s)
+    sid = None
     try:
         sid, events = await state.runner.open(language, chunk_ms, rate, hotwords=hotwords)
-    except BaseException as exc:  # a refused open, or a client gone while it ran (cancelled)
-        lease.release()
-        if isinstance(exc, OnePassError):
-            return error_response(400, str(exc), "invalid_request_error")
-        raise
-    try:
         await state.runner.accept(sid, samples, rate)
         await state.runner.finish(sid)
-    except BaseException as exc:
+    except BaseException as exc:  # a refusal, or a client gone meanwhile (cancelled): nothing stays held
         lease.release()
-        state.runner.close_soon(sid)
+        if sid is not None:  # (an open cancelled while it ran is closed by the runner itself)
+            state.runner.close_soon(sid)
         if isinstance(exc, OnePassError):
             return error_response(400, str(exc), "invalid_request_error")
         raise
