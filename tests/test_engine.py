@@ -160,7 +160,8 @@ def test_flush_twice_and_after_finish(asr, clips):
 
 
 def test_per_stream_endpointing_and_silence(asr, clips):
-    engine = Engine(asr, EngineConfig(endpoint_blank_ms=None, max_batch=8))
+    # random weights end words anywhere: no hold (test_an_endpoint_waits_for_the_word_to_end has it)
+    engine = Engine(asr, EngineConfig(endpoint_blank_ms=None, max_batch=8, word_hold_ms=0))
     audio = np.concatenate([clips["normal"], np.zeros(24000, np.float32), clips["short"],
                             np.zeros(24000, np.float32)])
     off = engine.open("en-US", 160)  # the engine default: never
@@ -240,3 +241,41 @@ def test_ready_queues_hold_only_streams_with_a_step(asr, clips):
     engine.finish(busy)
     events = engine.run_until_idle()
     assert [e.kind for e in events][-1] == "closed" and not any(engine.ready.values())
+
+
+def test_an_endpoint_waits_for_the_word_to_end():
+    """A final never ends inside a word: an endpoint after a piece that may go on ("▁a" "er" ...) waits
+    for the next piece: the same word goes on ("s"), a new word ("▁a") ends the utterance before it;
+    after "." it ends at once; and at most ``word_hold_ms`` more silence. The demo model's real pieces,
+    the decoder's output scripted per step (the audio is silence)."""
+    import onepass
+    from onepass.decoding.greedy import Emissions
+
+    asr = onepass.load_model("demo")
+    ids = {p: i for i, p in enumerate(asr.tokenizer.pieces)}
+    engine = Engine(asr, EngineConfig(endpoint_blank_ms=240, word_hold_ms=800))
+    sid = engine.open("en-US", 160)
+    script = [["\u2581a", "er"], [], [], [], [], ["s"], ["."], [], [], [], ["\u2581t", "er"], [], [], [], ["\u2581a"]]
+    real = engine._execute
+
+    def scripted(pool, batch):
+        emissions, frames, final = real(pool, batch)
+        pieces = script.pop(0) if script else []
+        at = batch[0].frames_decoded
+        return [Emissions([ids[p] for p in pieces], [at] * len(pieces), [1.0] * len(pieces))], frames, final
+
+    engine._execute = scripted
+    events = []
+    for _ in range(30):  # 30 x 160 ms of silence, a step each
+        engine.accept(sid, np.zeros(2560, np.float32))
+        events += engine.run_until_idle()
+    engine.finish(sid)
+    events += engine.run_until_idle()
+    ends = [e for e in events if e.kind == "utterance_end"]
+    assert [e.text for e in ends] == ["aers.", "ter", "a"]
+    assert {e.reason for e in ends} == {"endpoint"}
+    # "ter" ends when "a" comes (not before); "a" after 240 + 800 ms without tokens (the hold's limit)
+    order = [(e.kind, e.text) for e in events if e.kind in ("partial", "utterance_end")]
+    assert order.index(("utterance_end", "ter")) < order.index(("partial", "a"))
+    assert round(ends[2].end_s - ends[2].start_s, 2) >= 1.04
+    assert events[-1].transcript.text == "aers. ter a"

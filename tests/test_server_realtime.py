@@ -53,8 +53,9 @@ async def rt_session(url, session: dict | None, audio, commit=True, extra=()):
 
 @pytest.fixture(scope="module")
 def urls(asr):
-    with serve_in_thread(create_app(asr, ServerConfig(endpoint_blank_ms=None))) as a, \
-            serve_in_thread(create_app(asr, ServerConfig(endpoint_blank_ms=240))) as b:
+    # random weights end words anywhere: endpoints without the word hold (tests/test_engine.py has it)
+    with serve_in_thread(create_app(asr, ServerConfig(endpoint_blank_ms=None, word_hold_ms=0))) as a, \
+            serve_in_thread(create_app(asr, ServerConfig(endpoint_blank_ms=240, word_hold_ms=0))) as b:
         yield a.replace("http", "ws"), b.replace("http", "ws")
 
 

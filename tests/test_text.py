@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import onepass
-from onepass.decoding.text import IncrementalText, TextRule, render
+from onepass.decoding.text import IncrementalText, TextRule, ends_word, render, starts_word
 from onepass.tokenizer import Tokenizer, decode_bytes
 
 FIXTURES = Path(__file__).parent / "fixtures" / "nemo"
@@ -90,6 +90,18 @@ def test_trailing_space_is_held_back_until_the_next_piece_decides():
     text, delta, words = inc.update(ids, [0, 1, 2, 3], [1] * 4, final=True)
     assert (text, delta, [w.word for w in words]) == ("wor.", "", ["wor."])
     assert words[0].start_s == 0 and words[0].end_s == pytest.approx(3 * 0.08)
+
+
+def test_word_ends_are_decided_by_punctuation_or_the_next_piece():
+    """What the engine's endpoint waits on (a final never ends inside a word)."""
+    pieces = ["<blank>", "\u2581her", "s", ".", ",", "?", "'", "\u2581", "<0xE4>", "<en-US>", "\u4e2d", "-", "<unk>"]
+    tok = Tokenizer(pieces, blank_id=0)
+    p = pieces.index
+    assert not ends_word(tok, p("\u2581her")) and not ends_word(tok, p("s"))  # "hers" + "elf" may follow
+    assert not ends_word(tok, p("'")) and not ends_word(tok, p("-")) and not ends_word(tok, p("<0xE4>"))
+    assert all(ends_word(tok, p(x)) for x in (".", ",", "?", "\u2581", "<en-US>", "\u4e2d", "<unk>"))
+    assert starts_word(tok, p("\u2581her")) and starts_word(tok, p("<en-US>")) and starts_word(tok, p("<unk>"))
+    assert not starts_word(tok, p("s")) and not starts_word(tok, p(".")) and not starts_word(tok, p("<0xE4>"))
 
 
 def test_tags_are_stripped_with_the_space_before_them():

@@ -57,6 +57,10 @@ def add_parser(sub) -> None:
     p.add_argument("--endpoint-ms", type=int, default=800,
                    help="default silence (no new words) that ends an utterance, ms; 0 disables; clients "
                         "override it per stream (default: %(default)s)")
+    p.add_argument("--word-hold-ms", type=int, default=1500,
+                   help="when the last piece may not end its word, the endpoint waits for the next piece "
+                        "(a final never ends inside a word) at most this much more silence, ms; -1: no "
+                        "limit (default: %(default)s)")
     p.add_argument("--idle-timeout", type=float, default=30.0,
                    help="close WebSockets silent this long, seconds (default: %(default)s)")
     p.add_argument("--max-message-kb", type=int, default=1024,
@@ -148,7 +152,8 @@ def server_config(args: argparse.Namespace, max_streams: int):
     return ServerConfig(
         model_name=args.model_name or os.path.basename(str(args.model).rstrip("/")) or "onepass",
         api_keys=tuple(keys), max_streams=max_streams, max_batch=args.max_batch or max_streams,
-        endpoint_blank_ms=args.endpoint_ms or None, idle_timeout_s=args.idle_timeout,
+        endpoint_blank_ms=args.endpoint_ms or None,
+        word_hold_ms=None if args.word_hold_ms < 0 else args.word_hold_ms, idle_timeout_s=args.idle_timeout,
         max_message_bytes=args.max_message_kb * 1024, max_upload_bytes=args.max_upload_mb << 20,
         chunk_ms=args.chunk_ms, drain_timeout_s=args.drain_timeout, record_dir=args.record_dir,
         cors_origins=tuple(args.cors_origin), hotwords=tuple(settings.phrases),

@@ -21,6 +21,7 @@ byte pieces (the next byte may complete a character) until the next token or the
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from ..results import Word
@@ -110,6 +111,38 @@ class TextRule:
     def text(self, token_ids: list[int]) -> str:
         """The text of a whole token list."""
         return self.apply(self.raw(token_ids)[0], at_start=True).text.strip()
+
+
+# Punctuation after which a word cannot go on (Unicode Po, Pe, Pf; not apostrophes, which sit inside
+# words), and scripts written without spaces between words, where any piece may end a word.
+_NOT_WORD_END = frozenset("'\u2019\u02bc")
+_NO_SPACE_SCRIPTS = ("CJK", "HIRAGANA", "KATAKANA", "THAI", "LAO", "KHMER", "MYANMAR", "TIBETAN")
+
+
+def ends_word(tokenizer: Tokenizer, token_id: int) -> bool:
+    """Whether a text that ends with this token cannot end inside a word, whatever comes next:
+    it ends with closing punctuation (``.``, ``?``, ``!``, ``,``, ``)``, ...), in a script without
+    spaces, or is a tag or control piece. A piece ending in a letter may go on (``▁hers`` + ``elf``);
+    so may a byte piece. Only the next token, or the end of the stream, decides those."""
+    piece = tokenizer.piece(token_id)
+    if token_id == tokenizer.blank_id or piece in CONTROL or tokenizer.is_language_tag(token_id):
+        return True
+    if BYTE_PIECE.match(piece):
+        return False
+    text = piece.replace(WORD_START, " ")
+    if not text.strip() or text != text.rstrip() or piece == UNKNOWN:
+        return True  # whitespace at its end: the next piece starts a word
+    ch = text[-1]
+    if ch not in _NOT_WORD_END and unicodedata.category(ch) in ("Po", "Pe", "Pf"):
+        return True
+    return unicodedata.name(ch, "").startswith(_NO_SPACE_SCRIPTS)
+
+
+def starts_word(tokenizer: Tokenizer, token_id: int) -> bool:
+    """Whether this token begins a new word (SentencePiece's ``▁``, an unknown piece or a language tag),
+    so that the text before it ends a word."""
+    piece = tokenizer.piece(token_id)
+    return piece.startswith(WORD_START) or piece == UNKNOWN or bool(tokenizer.is_language_tag(token_id))
 
 
 def language_tags(tokenizer: Tokenizer, token_ids: list[int]) -> list[str]:

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE, StreamResampler, check_rate, to_mono_float32
 from ..decoding.phrases import compile_phrases, hotword_settings
-from ..decoding.text import IncrementalText
+from ..decoding.text import IncrementalText, ends_word, starts_word
 from ..decoding.transcript import FRAME_S, extend, make_transcript
 from ..errors import OnePassError
 from ..model.frontend import SampleWindows
@@ -234,6 +234,10 @@ class Engine:
         now = time.monotonic()
         for s, e, n, is_final in zip(batch, emissions, n_frames, final):
             latency = now - s.ready_at.popleft() if s.ready_at else 0.0
+            if s.held and e.token_ids:  # the held endpoint's last piece is decided by this one
+                s.held = False
+                if starts_word(self.recognizer.tokenizer, e.token_ids[0]):
+                    events.append(self._end_utterance(s, latency, "endpoint"))
             if e.token_ids:
                 if s.utterance_start_frame is None:
                     s.utterance_start_frame = e.frames[0]
@@ -250,7 +254,12 @@ class Engine:
             if has_text and is_final:
                 events.append(self._end_utterance(s, latency, "finalize" if s.segment_ends else "end"))
             elif has_text and s.endpoint_ms is not None and blank_ms >= s.endpoint_ms:
-                events.append(self._end_utterance(s, latency, "endpoint"))
+                hold = self.config.word_hold_ms
+                if (ends_word(self.recognizer.tokenizer, s.emitted.token_ids[-1])
+                        or (hold is not None and blank_ms >= s.endpoint_ms + hold)):
+                    events.append(self._end_utterance(s, latency, "endpoint"))
+                else:
+                    s.held = True
             if s.silence_armed and s.silence_ms is not None and blank_ms >= s.silence_ms:
                 s.silence_armed = False
                 events.append(self._event(s, "silence", "", latency,
@@ -294,6 +303,7 @@ class Engine:
         e = s.emitted
         text, delta, words = s.text.update(e.token_ids, e.frames, e.probs, final=True)
         event = self._event(s, "utterance_end", text, latency, delta=delta, new_words=words, reason=reason)
+        s.held = False
         s.utterance_id += 1
         s.utterance_start_frame = None
         s.text = IncrementalText(self.recognizer.tokenizer, FRAME_S, start=len(e.token_ids))

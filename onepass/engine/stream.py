@@ -48,6 +48,7 @@ class EngineStream:
     frames_decoded: int = 0  # stream frame up to which the encoder output is decoded
     blank_frames: int = 0  # decoded frames since the last token
     silence_armed: bool = False  # a token came since the last "silence" event
+    held: bool = False  # an endpoint is due but waits: the utterance's last piece may not end its word
     utterance_id: int = 0
     utterance_start_frame: int | None = None  # frame of the utterance's first token
     seq: int = 0

@@ -37,7 +37,8 @@ def create_app(recognizer: Recognizer, config: ServerConfig | None = None) -> Fa
     config = config or ServerConfig()
     metrics = Metrics()
     engine = Engine(recognizer, EngineConfig(max_batch=config.max_batch, max_streams=config.max_streams,
-                                             endpoint_blank_ms=config.endpoint_blank_ms))
+                                             endpoint_blank_ms=config.endpoint_blank_ms,
+                                             word_hold_ms=config.word_hold_ms))
     runner = EngineRunner(engine, metrics, capacity=config.max_streams, default_chunk_ms=config.chunk_ms)
 
     @contextlib.asynccontextmanager

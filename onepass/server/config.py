@@ -14,6 +14,7 @@ class ServerConfig:
     max_streams: int = 16  # open streams (WebSocket + REST) the engine admits; more get 503
     max_batch: int = 16  # streams per batched engine step
     endpoint_blank_ms: int | None = 800  # silence (no tokens) that ends an utterance, ms
+    word_hold_ms: int | None = 1500  # more silence an endpoint may wait for a word to end (EngineConfig)
     max_message_bytes: int = 1 << 20  # largest WebSocket message accepted, bytes
     max_upload_bytes: int = 100 << 20  # largest REST upload, bytes
     max_upload_s: float = 4 * 3600.0  # longest REST upload, seconds of audio (checked before decoding)
