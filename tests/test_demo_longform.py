@@ -10,6 +10,7 @@ the audio. Skipped without espeak-ng (the CI installs it).
 
 from __future__ import annotations
 
+import asyncio
 import random
 import shutil
 from functools import lru_cache
@@ -124,6 +125,80 @@ def test_demo_keeps_transcribing_a_multi_sentence_stream(lang, chunk_ms, mode):
     assert not any(lost), f"lost sentences {[r for r, x in zip(refs, lost) if x]}; hypothesis: {hyp!r}"
     wer = word_error_rate([" ".join(refs)], [hyp])
     assert wer <= 0.0 + 0.05, (wer, " ".join(refs), hyp)
+
+
+def _long_stream(lang: str, chunk_ms: int, seconds: float, seed: int) -> tuple[np.ndarray, list[str]]:
+    """Held-out sentences the model gets right alone, repeated in shuffled order, 0-1 s pauses, until
+    ``seconds`` of audio."""
+    good = list(right_alone(lang, chunk_ms))
+    assert len(good) >= 5
+    clips, rng, idx, total = heldout(lang), random.Random(seed), [], 0.0
+    while total < seconds:
+        order = good[:]
+        rng.shuffle(order)
+        for i in order:
+            idx.append(i)
+            total += len(clips[i][0]) / 16000 + 0.5
+    return stream_of(lang, idx, seed)
+
+
+async def _realtime_items(url: str, audio: np.ndarray, lang: str, chunk_ms: int) -> list[str]:
+    """The transcripts of every item of an OpenAI Realtime transcription session (server_vad turn
+    detection: the server's endpoints end items; the last one is committed)."""
+    import base64
+    import json
+
+    from websockets.asyncio.client import connect
+
+    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+    items = []
+    async with connect(f"{url}/v1/realtime?intent=transcription", max_size=None) as ws:
+        await ws.recv()
+        await ws.send(json.dumps({"type": "transcription_session.update", "session": {
+            "input_audio_format": {"type": "audio/pcm", "rate": 16000}, "chunk_ms": chunk_ms,
+            "input_audio_transcription": {"model": "onepass", "language": lang}}}))
+        for i in range(0, len(pcm), 32000):
+            await ws.send(json.dumps({"type": "input_audio_buffer.append",
+                                      "audio": base64.b64encode(pcm[i:i + 32000]).decode()}))
+        await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+        while True:
+            try:
+                m = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            except asyncio.TimeoutError:
+                break
+            assert m["type"] != "error", m
+            if m["type"] == "conversation.item.input_audio_transcription.completed":
+                items.append(m["transcript"])
+    return items
+
+
+@NOT_YET
+@pytest.mark.parametrize("protocol", ["deepgram", "realtime"])
+def test_two_minute_stream_through_the_servers_keeps_every_sentence(protocol):
+    """A two-minute multi-sentence stream through /v1/listen and /v1/realtime (the server's default
+    endpointing): every sentence is in the finals, which come as several utterances."""
+    from onepass.server import ServerConfig, create_app
+    from onepass.server.testing import serve_in_thread
+    from tests.test_server_deepgram import dg_session, finals_text, pcm16
+
+    lang, chunk_ms = "en-US", 560
+    audio, refs = _long_stream(lang, chunk_ms, 120.0, seed=7)
+    assert len(audio) >= 120 * 16000
+    with serve_in_thread(create_app(_asr(), ServerConfig(max_streams=2))) as http:
+        url = http.replace("http", "ws")
+        if protocol == "deepgram":
+            msgs, code = asyncio.run(dg_session(url, pcm16(audio), f"language={lang}&chunk_ms={chunk_ms}",
+                                                piece=32000))
+            assert code == 1000
+            utterances = sum(1 for m in msgs if m["type"] == "Results" and m["speech_final"])
+            hyp = finals_text(msgs)
+        else:
+            items = asyncio.run(_realtime_items(url, audio, lang, chunk_ms))
+            utterances, hyp = len(items), " ".join(items)
+    hyp = _normalize(hyp)
+    lost = longform.sentence_losses(refs, hyp)
+    assert not any(lost), f"lost {sum(lost)} of {len(refs)}: {[r for r, x in zip(refs, lost) if x]}"
+    assert utterances >= len(refs) // 2, (utterances, len(refs))
 
 
 def test_sentence_losses_and_errors():
