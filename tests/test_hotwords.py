@@ -127,9 +127,34 @@ def test_boosted_label_keeps_the_blank_decision_and_no_phrases_is_argmax():
     logits = torch.randn(3, VOCAB)
     logits[:, BLANK] = -5
     rows = pool.rows(torch.tensor([0, 1, 2]))
-    got = boosted_labels(logits, rows)
+    got, got_logit = boosted_labels(logits, rows)
     assert got[0] == logits[0, :BLANK].argmax() and got[2] == logits[2, :BLANK].argmax()
     assert got[1] == 5  # the bonus wins among non-blank labels
+    assert torch.equal(got_logit, logits.gather(1, got[:, None])[:, 0])
+
+
+def test_boosted_labels_equal_the_argmax_of_logits_plus_bonus():
+    """Without the (B, V) bonus table: the same label as ``argmax(logits + bonus)`` over non-blank
+    labels (ties to the lowest id) in every node of random trees, also with ties and scratch."""
+    rng = np.random.default_rng(3)
+    pool = BoostPool(rows=6, blank=BLANK, device="cpu")
+    trees = random_trees(rng, 5)
+    for slot, tree in enumerate(trees, start=1):
+        pool.attach(slot, pool.add(tree))
+    gen = torch.Generator().manual_seed(0)
+    for trial in range(200):
+        slots = torch.tensor([0, 1, 2, 3, 4, 5])
+        for s in range(1, 6):
+            pool.node[s] = pool.root[s] + int(rng.integers(trees[s - 1].nodes))
+        rows = pool.rows(slots)
+        logits = torch.randn(6, VOCAB, generator=gen)
+        if trial % 4 == 0:  # ties: few distinct values
+            logits = logits.round()
+        want = logits + bonus(rows, VOCAB)
+        want[:, BLANK] = float("-inf")
+        label, label_logit = boosted_labels(logits.clone(), rows, scratch=bool(trial % 2))
+        assert torch.equal(label, want.argmax(dim=1))
+        assert torch.equal(label_logit, logits.gather(1, label[:, None])[:, 0])
 
 
 def _decode_both(model, rng, b, chunks, pool, slots, sync_every):

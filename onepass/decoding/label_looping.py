@@ -113,8 +113,10 @@ def _iteration(model: NemotronASR, enc: torch.Tensor, valid: torch.Tensor, state
     emit = active & (label != model.config.blank_id)
     prob = torch.exp(logits - top[:, None]).sum(dim=-1).reciprocal()
     if boost is not None:  # the model decides blank or not; the bonus, which label
-        label = torch.where(label == model.config.blank_id, label, boosted_labels(logits, boost))
-        prob = prob * torch.exp(logits.gather(1, label[:, None])[:, 0] - top)  # exp(0) = 1 at the maximum
+        boosted, boosted_logit = boosted_labels(logits, boost, scratch=True)  # logits are not read again
+        keep = label == model.config.blank_id
+        label = torch.where(keep, label, boosted)
+        prob = prob * torch.exp(torch.where(keep, top, boosted_logit) - top)  # exp(0) = 1 at the maximum
         advance(boost, label, emit)
 
     # A row that emits nothing writes back what its next slot held; a full row never emits, but
