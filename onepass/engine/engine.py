@@ -99,6 +99,7 @@ class Engine:
         s = self.stream(stream_id)
         s.endpoint_ms = _ms(endpoint_ms, self.config.endpoint_blank_ms)
         s.silence_ms = _ms(silence_ms, None)
+        s.held = False  # a held endpoint was the old setting's: the new one decides again
 
     def set_hotwords(self, stream_id: int, hotwords=None, hotword_boost: float | None = None) -> None:
         """Replace a stream's phrases from its next label on (None or []: none); same meaning as in ``open``."""
