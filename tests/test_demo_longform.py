@@ -99,32 +99,52 @@ def stream_of(lang: str, idx: list[int], seed: int, pause_max: float = 1.0) -> t
     return longform.join_audio([clips[i][0] for i in idx], pauses), [_normalize(clips[i][1]) for i in idx]
 
 
-# The shipped weights (run24) stop after the first sentence; the sixteenth session's long-form fine-tune
-# (run26) fixed most of that but cost more than the 1 point of single-sentence accuracy allowed, so it was
-# not shipped (docs/demo_model.md). These tests pass once weights trained on long-form examples ship.
-NOT_YET = pytest.mark.xfail(reason="issue 35: the shipped demo model stops after its first sentence; the "
-                            "long-form fine-tune is not shipped yet (docs/demo_model.md)", strict=False)
-
 CASES = [(lang, c) for c in (80, 1120) for lang in ("en-US", "es-ES", "de-DE")] + [("en-US", c) for c in (160, 320, 560)]
 
+# Issue 35's goal (no sentence lost, the stream's WER within 0.05 of the sentences alone) is not met by the
+# shipped weights (run27, the long-form fine-tune: 100 streams of six held-out sentences lose 7 of 600 at
+# 1120 ms, stream WER 11.1 % against 6.8 % alone; docs/demo_model.md); the strict tests are expected to
+# fail until weights that meet it ship. The "keeps transcribing" tests below hold what run27 does, which
+# run24 (one sentence per stream, then nothing) failed in every case.
+GOAL_NOT_MET = pytest.mark.xfail(reason="issue 35's goal: the shipped demo model still garbles or drops some "
+                                 "words at sentence joins (docs/demo_model.md, Long-form)", strict=False)
 
-@NOT_YET
-@pytest.mark.parametrize("mode", ["offline", "stream"])
-@pytest.mark.parametrize("lang,chunk_ms", CASES)
-def test_demo_keeps_transcribing_a_multi_sentence_stream(lang, chunk_ms, mode):
-    """Six held-out sentences the model gets right alone, joined with 0-1 s pauses: none is lost and the
-    stream's WER is within 0.05 of the same sentences alone (0: they were right alone)."""
-    from onepass.evaluation import word_error_rate
 
+@lru_cache(maxsize=None)
+def six_sentences(lang: str, chunk_ms: int, mode: str) -> tuple[list[str], str]:
+    """Six held-out sentences the model gets right alone, joined with 0-1 s pauses: (references, the
+    stream's normalised hypothesis)."""
     good = right_alone(lang, chunk_ms)
     assert len(good) >= 5, f"only {len(good)} of {CANDIDATES} held-out clips right alone"
     idx = list(good[:PER_STREAM])
     audio, refs = stream_of(lang, idx, seed=chunk_ms)
-    hyp = _normalize(transcribe(audio, lang, chunk_ms, mode, seed=chunk_ms))
+    return refs, _normalize(transcribe(audio, lang, chunk_ms, mode, seed=chunk_ms))
+
+
+@GOAL_NOT_MET
+@pytest.mark.parametrize("mode", ["offline", "stream"])
+@pytest.mark.parametrize("lang,chunk_ms", CASES)
+def test_demo_transcribes_a_multi_sentence_stream_as_well_as_its_sentences(lang, chunk_ms, mode):
+    """The issue's goal: none lost and the stream's WER within 0.05 of the sentences alone (0: they were
+    right alone)."""
+    from onepass.evaluation import word_error_rate
+
+    refs, hyp = six_sentences(lang, chunk_ms, mode)
     lost = longform.sentence_losses(refs, hyp)
     assert not any(lost), f"lost sentences {[r for r, x in zip(refs, lost) if x]}; hypothesis: {hyp!r}"
     wer = word_error_rate([" ".join(refs)], [hyp])
     assert wer <= 0.0 + 0.05, (wer, " ".join(refs), hyp)
+
+
+@pytest.mark.parametrize("mode", ["offline", "stream"])
+@pytest.mark.parametrize("lang,chunk_ms", CASES)
+def test_demo_keeps_transcribing_a_multi_sentence_stream(lang, chunk_ms, mode):
+    """The shipped weights go on after every sentence end: at most two of the six sentences lost (run24,
+    which stopped after the first, lost five in every case). How many words they get wrong on the way is
+    the goal test's (above) and the model card's long-form figure."""
+    refs, hyp = six_sentences(lang, chunk_ms, mode)
+    lost = longform.sentence_losses(refs, hyp)
+    assert sum(lost) <= 2, f"lost {[r for r, x in zip(refs, lost) if x]}; hypothesis: {hyp!r}"
 
 
 def _long_stream(lang: str, chunk_ms: int, seconds: float, seed: int) -> tuple[np.ndarray, list[str]]:
@@ -172,11 +192,10 @@ async def _realtime_items(url: str, audio: np.ndarray, lang: str, chunk_ms: int)
     return items
 
 
-@NOT_YET
-@pytest.mark.parametrize("protocol", ["deepgram", "realtime"])
-def test_two_minute_stream_through_the_servers_keeps_every_sentence(protocol):
-    """A two-minute multi-sentence stream through /v1/listen and /v1/realtime (the server's default
-    endpointing): every sentence is in the finals, which come as several utterances."""
+@lru_cache(maxsize=None)
+def two_minutes_through(protocol: str) -> tuple[list[str], str, int]:
+    """A two-minute multi-sentence stream through /v1/listen or /v1/realtime (the server's default
+    endpointing): (references, the finals' normalised text, utterances ended by endpoints)."""
     from onepass.server import ServerConfig, create_app
     from onepass.server.testing import serve_in_thread
     from tests.test_server_deepgram import dg_session, finals_text, pcm16
@@ -195,10 +214,27 @@ def test_two_minute_stream_through_the_servers_keeps_every_sentence(protocol):
         else:
             items = asyncio.run(_realtime_items(url, audio, lang, chunk_ms))
             utterances, hyp = len(items), " ".join(items)
-    hyp = _normalize(hyp)
+    return refs, _normalize(hyp), utterances
+
+
+@GOAL_NOT_MET
+@pytest.mark.parametrize("protocol", ["deepgram", "realtime"])
+def test_two_minute_stream_through_the_servers_keeps_every_sentence(protocol):
+    """The issue's goal through the servers: every sentence is in the finals."""
+    refs, hyp, _ = two_minutes_through(protocol)
     lost = longform.sentence_losses(refs, hyp)
     assert not any(lost), f"lost {sum(lost)} of {len(refs)}: {[r for r, x in zip(refs, lost) if x]}"
-    assert utterances >= len(refs) // 2, (utterances, len(refs))
+
+
+@pytest.mark.parametrize("protocol", ["deepgram", "realtime"])
+def test_two_minute_stream_through_the_servers_keeps_going(protocol):
+    """A two-minute multi-sentence stream through /v1/listen and /v1/realtime: results for the whole two
+    minutes (at most one sentence in 20 lost, the last one heard), as several utterances (the pauses longer
+    than the 800 ms endpoint end one: about one in five)."""
+    refs, hyp, utterances = two_minutes_through(protocol)
+    lost = longform.sentence_losses(refs, hyp)
+    assert sum(lost) <= len(refs) // 20 and not lost[-1], [r for r, x in zip(refs, lost) if x]
+    assert utterances >= 5, (utterances, len(refs))
 
 
 def test_sentence_losses_and_errors():
@@ -228,7 +264,7 @@ def test_long_form_examples_keep_every_sentence():
         assert (text == "three.") == (kept <= 0.5 * rate)
 
 
-@NOT_YET
+@GOAL_NOT_MET
 @pytest.mark.slow
 @pytest.mark.parametrize("chunk_ms,mode", [(1120, "offline"), (80, "stream")])
 def test_demo_five_minute_stream_does_not_degrade(chunk_ms, mode):
