@@ -1,28 +1,28 @@
-"""Reproduce the shipped demo model (onepass/assets/demo, run24's weight average) in one command.
+"""Reproduce the shipped demo model (onepass/assets/demo, run27's weight average) in one command.
 
     python -m tools.demo_model.recipe --work /path/DIR [--dry-run] [--list]
         [--from-stage NAME] [--until-stage NAME] [--device cuda]
 
-Runs the eleven training stages of docs/history/demo-model-training-log.md in order (run13 from scratch
-... run17 grown to 8 layers ... run24), as subprocesses of the tools/demo_model modules (make_corpus,
+Runs the twelve training stages of docs/history/demo-model-training-log.md in order (run13 from scratch
+... run17 grown to 8 layers ... run24 ... run27, the long-form fine-tune), as subprocesses of the tools/demo_model modules (make_corpus,
 rebuild_spm, train, export, eval_all.sh, eval_table) with the log's arguments, then a final stage "demo":
-run24's weight average exported to WORK/demo (an HF directory, the same files as onepass/assets/demo)
+run27's weight average exported to WORK/demo (an HF directory, the same files as onepass/assets/demo)
 and the held-out evaluation of the model card (eval_all.sh; the table is written to
-WORK/eval_run24/table.md). Nothing is written outside WORK: where the log started a stage from the
+WORK/eval_run27/table.md). Nothing is written outside WORK: where the log started a stage from the
 shipped directory, the recipe starts it from the previous stage's export in WORK/<corpus>/<run>/export.
 
-Each corpus is made once, into WORK/<corpus> (demo_corpus3 ... demo_corpus8, heldout), when the first
+Each corpus is made once, into WORK/<corpus> (demo_corpus3 ... demo_corpus9, heldout), when the first
 stage that needs it starts. A marker WORK/done/<name> is written after each corpus and each stage, so
 running the same command again goes on after the last finished one (delete a marker to redo that step).
 A failed command stops the recipe with one line on stderr and exit status 1. ``--dry-run`` prints the
 commands that would run (shell-quoted, from the repository root) and runs nothing; ``--list`` prints the
 stages.
 
-Time on 2 CPU cores, from the log: about 20 hours. Training is wall-clock bound (each stage's cosine
-schedule is squeezed into its --deadline-min): 1,124 minutes (run13 82 as logged: 3,000 steps in about
-20 minutes, then up to 64 more; run14-run24 their deadlines, 85 + 100 + 118 + 120 + 66 + 115 + 108 + 105 +
-115 + 110 = 1,042), plus the corpora, 31 minutes (100 s, 6, 7, 6, ~6 (corpus7 was not timed), 4 minutes
-and 16 s), plus the evaluation, 11 minutes: 1,166 minutes; add a feature pass of about 2.5 minutes
+Time on 2 CPU cores, from the log: about 21.5 hours. Training is wall-clock bound (each stage's cosine
+schedule is squeezed into its --deadline-min): 1,219 minutes (run13 82 as logged: 3,000 steps in about
+20 minutes, then up to 64 more; run14-run27 their deadlines, 85 + 100 + 118 + 120 + 66 + 115 + 108 + 105 +
+115 + 110 + 95 = 1,137), plus the corpora, 37 minutes (corpus9 about 6) (100 s, 6, 7, 6, ~6 (corpus7 was not timed), 4 minutes
+and 16 s), plus the evaluation, 11 minutes: 1,267 minutes; add a feature pass of about 2.5 minutes
 before each run's clock starts and a minute per export.
 
 ``--device cuda`` passes ``--device cuda`` to every train command (train.py supports it: the model and
@@ -68,6 +68,7 @@ CORPORA = {c.name: c for c in (
     Corpus("demo_corpus6", RANDOM + ("--variant-seed", "1")),  # new random voices in each corpus
     Corpus("demo_corpus7", RANDOM + ("--variant-seed", "2")),
     Corpus("demo_corpus8", RANDOM + ("--variant-seed", "3", "--splits", "train", "--workers", "2")),
+    Corpus("demo_corpus9", RANDOM + ("--variant-seed", "4", "--splits", "train", "--workers", "2")),
     Corpus(HELDOUT, BASE + ("--splits", "test", "--workers", "1")),
 )}
 
@@ -84,6 +85,7 @@ class Stage:
     weights: str = "hf_last"  # what an export of this run ships: hf_last or hf_ema (the weight average)
     max_steps: int | None = None
     total_steps: int | None = None
+    lazy: bool = False  # --lazy-features: log-mels computed per batch (long-form examples are built per batch)
 
 
 STAGES = (
@@ -103,6 +105,8 @@ STAGES = (
     Stage("run22", "run22", "demo_corpus6", "demo_config_stage7.json", "hf", 105),
     Stage("run23", "run23", "demo_corpus7", "demo_config_stage8.json", "hf", 115),
     Stage("run24", "run24", "demo_corpus8", "demo_config_stage8.json", "hf", 110, weights="hf_ema"),
+    # run27 (issue 35): long-form examples in 40 % of the batches, the whole network, 8,000 steps (86 min)
+    Stage("run27", "run27", "demo_corpus9", "demo_config_longform3.json", "hf", 95, weights="hf_ema", lazy=True),
 )
 
 
@@ -164,6 +168,8 @@ def plan(work: Path, device: str = "cpu") -> list[Step]:
             train += ["--total-steps", stage.total_steps]
         if stage.max_steps:
             train += ["--max-steps", stage.max_steps]
+        if stage.lazy:
+            train += ["--lazy-features"]
         train += ["--deadline-min", stage.minutes]
         if device != "cpu":
             train += ["--device", device]
