@@ -15,21 +15,23 @@ from onepass.cli.stream import _url
 from onepass.decoding.phrases import Phrase
 
 WAV = str(Path(onepass.__file__).parent / "assets" / "samples" / "en-US.wav")
+# "¿Rodríguez mí teoría cuadro esta solo?": the demo model writes "sola" at 80 ms
+WAV_ES = str(Path(onepass.__file__).parent / "assets" / "samples" / "es-ES.wav")
 
 
 @pytest.mark.parametrize("mode", ["offline", "stream"])
 def test_transcribe_with_hotwords(capsys, tmp_path, mode):
-    base = ["transcribe", "--backend", "torch", "-l", "en-US", "--mode", mode]
-    assert main([*base, WAV]) == 0
-    assert capsys.readouterr().out.startswith("Do choose")
-    assert main([*base, "--hotwords", "go, west", WAV]) == 0
-    assert capsys.readouterr().out.startswith("Go choose")
+    base = ["transcribe", "--backend", "torch", "-l", "es-ES", "--chunk-ms", "80", "--mode", mode]
+    assert main([*base, WAV_ES]) == 0
+    assert capsys.readouterr().out.strip().endswith("esta sola")
+    assert main([*base, "--hotwords", "solo, cuadro", WAV_ES]) == 0
+    assert capsys.readouterr().out.strip().endswith("esta solo")
     f = tmp_path / "hw.txt"
-    f.write_text("# product words\ngo:4\n\nwest\n", encoding="utf-8")
-    assert main([*base, "--hotwords-file", str(f), WAV]) == 0
-    assert capsys.readouterr().out.startswith("Go choose")
-    assert main([*base, "--hotwords", "go", "--hotword-boost", "0.01", WAV]) == 0
-    assert capsys.readouterr().out.startswith("Do choose")
+    f.write_text("# product words\nsolo:4\n\ncuadro\n", encoding="utf-8")
+    assert main([*base, "--hotwords-file", str(f), WAV_ES]) == 0
+    assert capsys.readouterr().out.strip().endswith("esta solo")
+    assert main([*base, "--hotwords", "solo", "--hotword-boost", "0.01", WAV_ES]) == 0
+    assert capsys.readouterr().out.strip().endswith("esta sola")
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -18,7 +18,7 @@ from onepass.errors import OnePassError
 from onepass.step import StepConfig
 
 SAMPLES = Path(onepass.__file__).parent / "assets" / "samples"
-EN_WORDS = ["go", "west"]  # the demo model hears "Do choose trial set west." without help
+EN_WORDS = ["go", "west"]  # the en-US sample's "Go choose trial set west?"
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +39,12 @@ def streamed(asr, samples, language, chunk_ms, hotwords, piece=3000):
 
 
 def test_a_hotword_fixes_a_misheard_word(asr, audio):
-    plain = asr.transcribe(audio["en-US"], 16000, language="en-US")
-    boosted = asr.transcribe(audio["en-US"], 16000, language="en-US", hotwords=EN_WORDS)
-    assert plain.text.startswith("Do ") and boosted.text.startswith("Go choose")
-    assert asr.transcribe(audio["en-US"], 16000, language="en-US", hotwords=[]).token_ids == plain.token_ids
+    """The es-ES sample, "¿Rodríguez mí teoría cuadro esta solo?", ends "sola" at 80 ms without help."""
+    plain = asr.transcribe(audio["es-ES"], 16000, language="es-ES", chunk_ms=80)
+    boosted = asr.transcribe(audio["es-ES"], 16000, language="es-ES", chunk_ms=80, hotwords=["solo"])
+    assert plain.text.endswith("esta sola") and boosted.text.endswith("esta solo")
+    assert (asr.transcribe(audio["es-ES"], 16000, language="es-ES", chunk_ms=80, hotwords=[]).token_ids
+            == plain.token_ids)
 
 
 @pytest.mark.parametrize("chunk_ms", [pytest.param(80, marks=pytest.mark.slow), 560])
