@@ -119,9 +119,8 @@ class StateArena:
         self.encoder, self.decoder = fresh_enc, fresh_dec
         self.free = sorted(self.free + list(range(self.capacity + 1, capacity + 1)), reverse=True)
         self.capacity = capacity
-        generation = self.generation
-        self.boost.grow_rows(capacity + 1)  # (the pool leaves the generation to the arena here)
-        self.generation = generation + 1  # one reallocation, one new generation
+        self.boost.grow_rows(capacity + 1)  # does not notify: one reallocation, one new generation
+        self.generation += 1
 
     def decoder_rows(self, slots: Rows) -> DecoderState:
         """The prediction-net state of ``slots``: views for a slice; for an index tensor a working
