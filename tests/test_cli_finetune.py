@@ -33,7 +33,7 @@ def _manifests(tmp: Path) -> tuple[Path, Path]:
 
 
 ARGS = ["--steps", "2", "--batch-seconds", "6", "--lr", "1e-3", "--warmup-steps", "1", "--val-chunk-ms", "80",
-        "--checkpoint-every", "0", "--threads", "1", "--no-progress", "--ema", "0.5"]
+        "--checkpoint-every", "0", "--threads", "1", "--no-progress", "--ema", "0.5", "--freq-warp", "0.08"]
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +64,7 @@ def test_output_is_a_trained_hf_directory_with_the_new_locale(run, capsys):
     assert [r["step"] for r in log if "rnnt" in r] and all(r["rnnt"] > 0 for r in log if "rnnt" in r)
     assert any("validation" in r for r in log)
     assert "missing audio file" in (out / "skipped.txt").read_text()
+    assert json.loads((out / "finetune.json").read_text())["augment"]["freq_warp"] == 0.08
     asr = onepass.load_model(str(out))
     assert NEW in asr.languages()
     assert asr.transcribe(str(SAMPLES / "en-US.wav"), language=NEW).text is not None
@@ -176,6 +177,7 @@ def test_user_errors(tmp_path, capsys):
     cases = [(["--model", str(nemo)], "Hugging Face directory"),
              (["--language", "not a code"], "not a locale code"),  # the last --language wins
              (["--freeze", "99"], "--freeze"),
+             (["--freq-warp", "0.7"], "--freq-warp"),
              (["--val-chunk-ms", "100", "--val", str(train)], "not the model's")]
     for extra, message in cases:
         out = tmp_path / f"o{len(message)}"

@@ -127,15 +127,30 @@ def test_boosted_label_keeps_the_blank_decision_and_no_phrases_is_argmax():
     logits = torch.randn(3, VOCAB)
     logits[:, BLANK] = -5
     rows = pool.rows(torch.tensor([0, 1, 2]))
-    got, got_logit = boosted_labels(logits, rows)
+    got, got_logit = boosted_labels(logits, rows, *reversed(logits.max(dim=1)))
     assert got[0] == logits[0, :BLANK].argmax() and got[2] == logits[2, :BLANK].argmax()
     assert got[1] == 5  # the bonus wins among non-blank labels
     assert torch.equal(got_logit, logits.gather(1, got[:, None])[:, 0])
 
 
+def test_a_tie_between_an_arc_and_the_models_own_label_goes_to_the_lower_label():
+    pool = BoostPool(rows=1, blank=BLANK, device="cpu")
+    pool.attach(0, pool.add(build_tree([([5, 6], 2.0)])))
+    rows = pool.rows(torch.tensor([0]))
+    advance(rows, torch.tensor([5]), torch.tensor([True]))  # in the match: back -2, arc 6 gains +4
+    for own in (3, 8):  # the model's own label below and above the arc's
+        logits = torch.full((1, VOCAB), -20.0)
+        logits[0, own], logits[0, 6] = 1.0, -5.0  # boosted: 1 - 2 = -5 + 4
+        scores = (logits + bonus(rows, VOCAB))[0]
+        assert scores[own] == scores[6] == scores.max()
+        label, _ = boosted_labels(logits, rows, torch.tensor([own]), torch.tensor([1.0]))
+        assert int(label[0]) == min(own, 6)
+
+
 def test_boosted_labels_equal_the_argmax_of_logits_plus_bonus():
-    """Without the (B, V) bonus table: the same label as ``argmax(logits + bonus)`` over non-blank
-    labels (ties to the lowest id) in every node of random trees, also with ties and scratch."""
+    """Without the (B, V) bonus table or a second maximum over the vocabulary: the same label as
+    ``argmax(logits + bonus)`` over non-blank labels (ties to the lowest id) in every node of random
+    trees, also with ties, in every row whose own maximum is not blank (the rows that emit)."""
     rng = np.random.default_rng(3)
     pool = BoostPool(rows=6, blank=BLANK, device="cpu")
     trees = random_trees(rng, 5)
@@ -150,11 +165,20 @@ def test_boosted_labels_equal_the_argmax_of_logits_plus_bonus():
         logits = torch.randn(6, VOCAB, generator=gen)
         if trial % 4 == 0:  # ties: few distinct values
             logits = logits.round()
+        if trial % 3 == 0:  # the model's own best label is often an arc's label
+            for r in range(6):
+                arcs = rows.arc_token[rows.node[r]]
+                pick = arcs[arcs != BLANK]
+                if len(pick):
+                    logits[r, pick[int(rng.integers(len(pick)))]] = logits[r].max() + float(rng.integers(0, 2))
+        logits[rng.random(6) < 0.2, BLANK] = 99.0  # rows that do not emit
         want = logits + bonus(rows, VOCAB)
         want[:, BLANK] = float("-inf")
-        label, label_logit = boosted_labels(logits.clone(), rows, scratch=bool(trial % 2))
-        assert torch.equal(label, want.argmax(dim=1))
-        assert torch.equal(label_logit, logits.gather(1, label[:, None])[:, 0])
+        top_logit, top_label = logits.max(dim=1)
+        label, label_logit = boosted_labels(logits, rows, top_label, top_logit)
+        emits = top_label != BLANK
+        assert torch.equal(label[emits], want.argmax(dim=1)[emits])
+        assert torch.equal(label_logit[emits], logits.gather(1, label[:, None])[:, 0][emits])
 
 
 def _decode_both(model, rng, b, chunks, pool, slots, sync_every):

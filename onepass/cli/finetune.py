@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from .common import DEFAULT_MODEL
@@ -42,6 +43,10 @@ def add_parser(sub) -> None:
     g.add_argument("--freeze", help="keep parts fixed, comma-separated: 'subsampling', 'encoder', K (the "
                                     "subsampling and the bottom K layers), 'decoder' (the prediction network)")
     g.add_argument("--no-specaugment", action="store_true", help="no frequency and time masking")
+    g.add_argument("--freq-warp", type=float, default=0.0, metavar="W",
+                   help="warp each utterance's mel axis by a random factor in [1 - W, 1 + W] (a voice "
+                        "perturbation: fewer voices in the data need it to keep unseen voices right; "
+                        "e.g. 0.08; default: off)")
     g = p.add_argument_group("data")
     g.add_argument("--language", help="locale of lines without 'lang'; an existing locale fine-tunes its prompt "
                                       "slot, a new one (e.g. szl-PL) gets an unused slot, saved with the model")
@@ -74,7 +79,10 @@ def settings_from(args: argparse.Namespace):
         raise OnePassError("--lr, --batch-seconds and --epochs must be positive")
     if not 0.0 <= args.ema < 1.0:
         raise OnePassError(f"--ema must be in [0, 1), got {args.ema}")
+    if not 0.0 <= args.freq_warp < 0.5:
+        raise OnePassError(f"--freq-warp must be in [0, 0.5), got {args.freq_warp}")
     augment = AugmentSettings(freq_masks=0, time_masks=0) if args.no_specaugment else AugmentSettings()
+    augment = dataclasses.replace(augment, freq_warp=args.freq_warp)
     return FinetuneSettings(
         model=args.model, train=args.train, out=args.out, val=args.val, steps=args.steps, epochs=args.epochs,
         max_minutes=args.max_minutes, language=args.language, freeze=args.freeze, device=args.device,

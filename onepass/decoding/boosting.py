@@ -60,31 +60,34 @@ def bonus(rows: BoostRows, vocab: int) -> torch.Tensor:
     return out
 
 
-def boosted_labels(logits: torch.Tensor, rows: BoostRows, scratch: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B,) the best non-blank label of float32 ``logits`` (B, V) plus each row's ``bonus`` (the
-    first maximum, as ``torch.argmax``), and (B,) its logit. Only the arcs' labels get more than
-    the node's ``back``, which is the same for every other label: so the candidates are the arcs'
-    labels (a gather) against the best other label (one masked maximum over the vocabulary).
-    ``scratch``: ``logits`` may be overwritten (no copy of the vocabulary-wide scores)."""
+def boosted_labels(logits: torch.Tensor, rows: BoostRows, top_label: torch.Tensor,
+                   top_logit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B,) the best non-blank label of ``logits`` (B, V) plus each row's ``bonus`` (the first
+    maximum, as ``torch.argmax``), and (B,) its logit, for the rows whose own maximum
+    ``top_label`` / ``top_logit`` (``logits.max(dim=1)``, the first maximum) is not blank: the rows
+    that emit. Other rows get an unspecified label (the decoders keep blank there).
+
+    No vocabulary-wide work: only the arcs' labels get more than the node's ``back``, which every
+    other label gets. An arc's gain is above ``back`` (``phrases.build_tree``: a child's score is
+    positive, a failure arc's gain is ``back`` plus a potential, the root's arcs likewise), so the
+    best label outside the arcs is the model's own maximum (if it is an arc label, its arc beats
+    it): the candidates are the arcs' labels (a gather) and ``top_label``."""
     neg = float("-inf")
     back = rows.back[rows.node]  # (B,)
     arc_token, arc_gain = rows.arc_token[rows.node], rows.arc_gain[rows.node]  # (B, A)
     shadowed = (rows.root_token[:, :, None] == arc_token[:, None, :]).any(dim=2)  # the node's arc wins
     token = torch.cat([arc_token, rows.root_token], dim=1)  # (B, A + R); padding: blank
     gain = torch.cat([arc_gain, (rows.root_gain + back[:, None]).masked_fill(shadowed, neg)], dim=1)
-    cand_logit = logits.gather(1, token)
+    cand_logit = logits.gather(1, token).float()
     cand = (cand_logit + gain).masked_fill(token == rows.blank, neg)
     best = cand.max(dim=1).values
     tied = cand == best[:, None]  # the lowest label among equal scores, as argmax
     cand_label = torch.where(tied, token, logits.shape[1]).min(dim=1).values
     cand_logit = cand_logit.gather(1, torch.where(tied & (token == cand_label[:, None]), 0, 1).argmin(1, keepdim=True))[:, 0]
-    other = logits if scratch else logits.clone()
-    other.scatter_(1, token, neg)  # arcs' labels and blank out: the best of the rest
-    other[:, rows.blank] = neg
-    other_logit, other_label = other.max(dim=1)
-    other_score = other_logit + back
-    take = (best > other_score) | ((best == other_score) & (cand_label < other_label))
-    return torch.where(take, cand_label, other_label), torch.where(take, cand_logit, other_logit)
+    top_logit = top_logit.float()
+    top_score = top_logit + back
+    take = (best > top_score) | ((best == top_score) & (cand_label < top_label))
+    return torch.where(take, cand_label, top_label), torch.where(take, cand_logit, top_logit)
 
 
 def advance(rows: BoostRows, labels: torch.Tensor, emit: torch.Tensor) -> None:

@@ -86,7 +86,7 @@ def greedy_decode(model: NemotronASR, enc: torch.Tensor, valid: torch.Tensor, st
             k = best[emit, f]
             if boost is not None:
                 sub = boost.select(er)
-                k = boosted_labels(lg.float(), sub)[0]
+                k = boosted_labels(lg, sub, k, lg.gather(1, k[:, None])[:, 0])[0]
                 advance(sub, k, torch.ones_like(k, dtype=torch.bool))
                 boost.node.index_copy_(0, er, sub.node)
             probs = torch.softmax(lg.float(), dim=-1).gather(1, k[:, None])[:, 0]

@@ -113,7 +113,7 @@ def _iteration(model: NemotronASR, enc: torch.Tensor, valid: torch.Tensor, state
     emit = active & (label != model.config.blank_id)
     prob = torch.exp(logits - top[:, None]).sum(dim=-1).reciprocal()
     if boost is not None:  # the model decides blank or not; the bonus, which label
-        boosted, boosted_logit = boosted_labels(logits, boost, scratch=True)  # logits are not read again
+        boosted, boosted_logit = boosted_labels(logits, boost, label, top)
         keep = label == model.config.blank_id
         label = torch.where(keep, label, boosted)
         prob = prob * torch.exp(torch.where(keep, top, boosted_logit) - top)  # exp(0) = 1 at the maximum
