@@ -244,6 +244,14 @@ def test_sentence_losses_and_errors():
     assert longform.sentence_losses(refs, "a b c d e f g h") == [False, False, False]
 
 
+def test_errors_by_a_words_place_in_its_sentence():
+    from tools.demo_model.evaluate_longform import position_errors
+
+    refs = [["a b c", "d e f g"]]
+    got = position_errors(refs, ["a b c x e f g h"], ["a b c", "d e f q"])
+    assert got == {"first": [0.5, 0.0], "second": [0.0, 0.0], "middle": [0.0, 0.0], "last": [0.5, 0.5]}
+
+
 def test_long_form_examples_keep_every_sentence():
     """The training examples (longform.build_example): clips in order with pauses between them, the targets
     joined; a late join drops whole words from the first clip only."""

@@ -9,7 +9,8 @@ inside a stream, seeded) joined with pauses of digital silence uniform in 0 ... 
 chunk size and mode: the WER of the streams (every stream's normalised transcript against its clips'
 texts joined), the WER of the same clips transcribed alone (with repeats, so both figures weigh the same
 words), and the sentences lost (more than half of a sentence's words deleted on the alignment of its
-stream, ``longform.sentence_losses``).
+stream, ``longform.sentence_losses``), and the WER by a word's place in its sentence, in the stream and
+alone (``position_errors``: the joins cost the first words of the later sentences).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import jiwer
 import soundfile as sf
 
 from .evaluate import normalize
-from .longform import join_audio, make_streams, sentence_losses
+from .longform import align, join_audio, make_streams, sentence_losses
 
 
 def transcribe(asr, audios: list, langs: list[str], mode: str, chunk_ms: int, batch: int = 8) -> list[str]:
@@ -43,6 +44,29 @@ def transcribe(asr, audios: list, langs: list[str], mode: str, chunk_ms: int, ba
                 session.accept(a[s: s + step], 16000)
             hyps[i] = session.finish().text
     return hyps
+
+
+def position_errors(refs: list[list[str]], long_hyp: list[str], alone: list[str]) -> dict[str, list[float]]:
+    """Word error rate by a word's place in its sentence (first, second, middle, last): [in the stream, the
+    same words alone], each word's substitution or deletion plus the insertions after it, on the alignment
+    of its whole stream and of its clip alone. Where the joins cost: the first words of a later sentence."""
+    errs: dict[str, list[int]] = {k: [0, 0, 0] for k in ("first", "second", "middle", "last")}
+    k_alone = 0
+    for rs, h in zip(refs, long_hyp):
+        ops, ins = align([w for ws in rs for w in ws.split()], h.split())
+        k = 0
+        for ref in rs:
+            ws = ref.split()
+            a_ops, a_ins = align(ws, alone[k_alone].split())
+            k_alone += 1
+            for i in range(len(ws)):
+                place = "first" if i == 0 else "second" if i == 1 else "last" if i == len(ws) - 1 else "middle"
+                e = errs[place]
+                e[0] += (ops[k + i] != "ok") + ins[k + i]
+                e[1] += (a_ops[i] != "ok") + a_ins[i]
+                e[2] += 1
+            k += len(ws)
+    return {p: [round(s / max(1, n), 4), round(a / max(1, n), 4)] for p, (s, a, n) in errs.items()}
 
 
 def evaluate(asr, streams: list[dict], mode: str, chunk_ms: int, alone_predictions: str | None = None) -> dict:
@@ -78,6 +102,7 @@ def evaluate(asr, streams: list[dict], mode: str, chunk_ms: int, alone_predictio
         sentences_lost=sum(map(sum, lost)),
         streams_with_a_loss=sum(any(x) for x in lost),
         first_sentence_only=sum(all(x[1:]) for x in lost),
+        errors_by_place=position_errors(refs, [normalize(h) for h in long_hyp], [normalize(h) for h in alone]),
         time_s=round(time.perf_counter() - t0, 1), alone_from=pred_file or "transcribed here",
         example=dict(ref=" ".join(refs[0]), hyp=normalize(long_hyp[0])),
     )
@@ -113,6 +138,8 @@ def main() -> None:
                       f"WER alone {res['wer_alone']:.2%}, stream {res['wer_stream']:.2%}; sentences lost "
                       f"{res['sentences_lost']} (streams with a loss {res['streams_with_a_loss']}, first sentence "
                       f"only {res['first_sentence_only']}); {res['time_s']} s", flush=True)
+                print("  WER by a word's place in its sentence, stream / alone: " + ", ".join(
+                    f"{p} {s:.1%} / {a:.1%}" for p, (s, a) in res["errors_by_place"].items()), flush=True)
 
 
 if __name__ == "__main__":
