@@ -132,10 +132,12 @@ def decoder_cost(stream_counts: list[int], frames: int, reps: int, seed: int = 0
     rows = []
     for n in stream_counts:
         pool = BoostPool(n + 1, blank, "cpu")
+        nodes = []  # each stream's tree size
         for slot in range(1, n + 1):
             tree = build_tree([([int(x) for x in rng.integers(0, vocab - 1, int(rng.integers(2, 5)))], 2.0)
                                for _ in range(100)])
             pool.attach(slot, pool.add(tree))
+            nodes.append(tree.nodes)
         slots = torch.arange(1, n + 1)
         enc = torch.randn(n, frames, m.config.pred_hidden)
         valid, off = torch.full((n,), frames), torch.zeros(n, dtype=torch.long)
@@ -156,11 +158,10 @@ def decoder_cost(stream_counts: list[int], frames: int, reps: int, seed: int = 0
         # one label iteration's choice alone: the model's own maximum, then the boosted label on top of it
         logits = torch.randn(n, vocab)
         top, label = logits.max(dim=-1)
-        b = pool.rows(slots)
-        for r in range(n):  # somewhere inside each tree
-            b.node[r] = b.root[r] + int(rng.integers(pool.trees[pool.attached[r + 1]].tree.nodes))
+        inside = pool.rows(slots)
+        inside.node.copy_(inside.root + torch.tensor([int(rng.integers(k)) for k in nodes]))  # a node of each tree
         own = _best_ms(lambda: logits.max(dim=-1), reps)
-        boosted = _best_ms(lambda: boosted_labels(logits, b, label, top), reps)
+        boosted = _best_ms(lambda: boosted_labels(logits, inside, label, top), reps)
         rows.append({"decoder": "label choice", "streams": n, "plain_ms": own, "boosted_ms": own + boosted,
                      "overhead": boosted / own})
     return rows

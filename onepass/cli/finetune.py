@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 
 from .common import DEFAULT_MODEL
@@ -81,8 +80,8 @@ def settings_from(args: argparse.Namespace):
         raise OnePassError(f"--ema must be in [0, 1), got {args.ema}")
     if not 0.0 <= args.freq_warp < 0.5:
         raise OnePassError(f"--freq-warp must be in [0, 0.5), got {args.freq_warp}")
-    augment = AugmentSettings(freq_masks=0, time_masks=0) if args.no_specaugment else AugmentSettings()
-    augment = dataclasses.replace(augment, freq_warp=args.freq_warp)
+    masks = {"freq_masks": 0, "time_masks": 0} if args.no_specaugment else {}
+    augment = AugmentSettings(freq_warp=args.freq_warp, **masks)
     return FinetuneSettings(
         model=args.model, train=args.train, out=args.out, val=args.val, steps=args.steps, epochs=args.epochs,
         max_minutes=args.max_minutes, language=args.language, freeze=args.freeze, device=args.device,

@@ -4,8 +4,9 @@
         [--from-stage NAME] [--until-stage NAME] [--device cuda]
 
 Runs the twelve training stages of docs/history/demo-model-training-log.md in order (run13 from scratch
-... run17 grown to 8 layers ... run24 ... run27, the long-form fine-tune), as subprocesses of the tools/demo_model modules (make_corpus,
-rebuild_spm, train, export, eval_all.sh, eval_table) with the log's arguments, then a final stage "demo":
+... run17 grown to 8 layers ... run24 ... run27, the long-form fine-tune), as subprocesses of the
+tools/demo_model modules (make_corpus, rebuild_spm, train, export, eval_all.sh, eval_table) with the log's
+arguments, then a final stage "demo":
 run27's weight average exported to WORK/demo (an HF directory, the same files as onepass/assets/demo)
 and the held-out evaluation of the model card (eval_all.sh; the table is written to
 WORK/eval_run27/table.md). Nothing is written outside WORK: where the log started a stage from the
@@ -21,8 +22,8 @@ stages.
 Time on 2 CPU cores, from the log: about 21.5 hours. Training is wall-clock bound (each stage's cosine
 schedule is squeezed into its --deadline-min): 1,219 minutes (run13 82 as logged: 3,000 steps in about
 20 minutes, then up to 64 more; run14-run27 their deadlines, 85 + 100 + 118 + 120 + 66 + 115 + 108 + 105 +
-115 + 110 + 95 = 1,137), plus the corpora, 37 minutes (corpus9 about 6) (100 s, 6, 7, 6, ~6 (corpus7 was not timed), 4 minutes
-and 16 s), plus the evaluation, 11 minutes: 1,267 minutes; add a feature pass of about 2.5 minutes
+115 + 110 + 95 = 1,137), plus the corpora, 37 minutes (100 s, 6, 7, 6, ~6 (corpus7 was not timed), 4 minutes
+16 s and about 6 for corpus9), plus the evaluation, 11 minutes: 1,267 minutes; add a feature pass of about 2.5 minutes
 before each run's clock starts and a minute per export.
 
 ``--device cuda`` passes ``--device cuda`` to every train command (train.py supports it: the model and
