@@ -170,6 +170,37 @@ def test_frozen_layers_do_not_move_and_the_loss_falls(tmp_path):
     assert losses[-1] < 0.7 * losses[0], losses  # it learns the few clips it sees
 
 
+def test_anchor_pulls_each_step_back_toward_the_starting_weights(tmp_path):
+    """One step with --anchor A ends (1 - lr A) of the way from the start to where the same step without it
+    ends, in every tensor (same seed, same batch, same gradients)."""
+    from onepass.training import AugmentSettings, FinetuneSettings, OptimSettings, finetune
+
+    rows = [json.loads(x) for x in _manifests(tmp_path)[0].read_text().splitlines()][1:3]
+    train = tmp_path / "two.jsonl"
+    train.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    tuned = {}
+    for anchor in (0.0, 200.0):
+        out = tmp_path / f"out{anchor:g}"
+        s = FinetuneSettings(model="demo", train=str(train), out=str(out), steps=1, threads=1,  # no new slot
+                             progress=False, checkpoint_every=0, log_every=1,
+                             optim=OptimSettings(lr=1e-3, warmup_steps=1, anchor=anchor),
+                             augment=AugmentSettings(freq_masks=0, time_masks=0))
+        finetune(s, say=lambda line: None)
+        tuned[anchor] = load_file(str(out / "model.safetensors"))
+        lr = json.loads((out / "log.jsonl").read_text().splitlines()[0])["lr"]
+    start = load_file(str(DEMO / "model.safetensors"))
+    moved = 0
+    for k, w0 in start.items():
+        free, pulled = tuned[0.0][k] - w0, tuned[200.0][k] - w0
+        if free.abs().max() > 0:
+            moved += 1
+            # float32 rounding of the weights: about 1e-7 of a weight; a step moves them about 1e-3
+            torch.testing.assert_close(pulled, (1 - lr * 200.0) * free, rtol=1e-3, atol=2e-6)
+        else:
+            assert torch.equal(pulled, free), k
+    assert moved > 50 and 0 < lr * 200.0 < 1
+
+
 def test_user_errors(tmp_path, capsys):
     train, _ = _manifests(tmp_path)
     nemo = tmp_path / "m.nemo"
@@ -178,6 +209,9 @@ def test_user_errors(tmp_path, capsys):
              (["--language", "not a code"], "not a locale code"),  # the last --language wins
              (["--freeze", "99"], "--freeze"),
              (["--freq-warp", "0.7"], "--freq-warp"),
+             (["--anchor", "-1"], "--anchor"),
+             (["--anchor", "5000", "--lr", "1e-3"], "below 1 / --lr"),
+             (["--pred-input-drop", "1"], "--pred-input-drop"),
              (["--val-chunk-ms", "100", "--val", str(train)], "not the model's")]
     for extra, message in cases:
         out = tmp_path / f"o{len(message)}"

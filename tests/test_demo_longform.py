@@ -101,13 +101,16 @@ def stream_of(lang: str, idx: list[int], seed: int, pause_max: float = 1.0) -> t
 
 CASES = [(lang, c) for c in (80, 1120) for lang in ("en-US", "es-ES", "de-DE")] + [("en-US", c) for c in (160, 320, 560)]
 
-# Issue 35's goal (no sentence lost, the stream's WER within 0.05 of the sentences alone) is not met by the
-# shipped weights (run27, the long-form fine-tune: 100 streams of six held-out sentences lose 7 of 600 at
-# 1120 ms, stream WER 11.1 % against 6.8 % alone; docs/demo_model.md); the strict tests are expected to
-# fail until weights that meet it ship. The "keeps transcribing" tests below hold what run27 does, which
-# run24 (one sentence per stream, then nothing) failed in every case.
+# Issue 35's goal (no sentence lost, the stream's WER within 0.05 of the sentences alone) is met by the
+# shipped weights (run30: 100 streams of six held-out sentences lose 3 of 600 at 1120 ms, 2 at 80 ms;
+# stream WER 9.1 % against 6.6 % alone at 1120 ms, 12.4 % against 10.4 % at 80 ms; docs/demo_model.md) in
+# most cases and through both servers, and not yet in the cases below (de-DE at 1120 ms: 2 word errors in
+# 30), which are expected to fail until weights that meet it ship. The "keeps transcribing" tests hold what every
+# long-form stage does, which run24 (one sentence per stream, then nothing) failed in every case.
 GOAL_NOT_MET = pytest.mark.xfail(reason="issue 35's goal: the shipped demo model still garbles or drops some "
                                  "words at sentence joins (docs/demo_model.md, Long-form)", strict=False)
+NOT_MET = {("en-US", 80), ("de-DE", 80), ("en-US", 160), ("de-DE", 1120)}
+STRICT_CASES = [pytest.param(*case, marks=GOAL_NOT_MET) if case in NOT_MET else case for case in CASES]
 
 
 @lru_cache(maxsize=None)
@@ -121,9 +124,8 @@ def six_sentences(lang: str, chunk_ms: int, mode: str) -> tuple[list[str], str]:
     return refs, _normalize(transcribe(audio, lang, chunk_ms, mode, seed=chunk_ms))
 
 
-@GOAL_NOT_MET
 @pytest.mark.parametrize("mode", ["offline", "stream"])
-@pytest.mark.parametrize("lang,chunk_ms", CASES)
+@pytest.mark.parametrize("lang,chunk_ms", STRICT_CASES)
 def test_demo_transcribes_a_multi_sentence_stream_as_well_as_its_sentences(lang, chunk_ms, mode):
     """The issue's goal: none lost and the stream's WER within 0.05 of the sentences alone (0: they were
     right alone)."""
@@ -217,7 +219,6 @@ def two_minutes_through(protocol: str) -> tuple[list[str], str, int]:
     return refs, _normalize(hyp), utterances
 
 
-@GOAL_NOT_MET
 @pytest.mark.parametrize("protocol", ["deepgram", "realtime"])
 def test_two_minute_stream_through_the_servers_keeps_every_sentence(protocol):
     """The issue's goal through the servers: every sentence is in the finals."""

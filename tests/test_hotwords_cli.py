@@ -15,23 +15,23 @@ from onepass.cli.stream import _url
 from onepass.decoding.phrases import Phrase
 
 WAV = str(Path(onepass.__file__).parent / "assets" / "samples" / "en-US.wav")
-# "¿Rodríguez mí teoría cuadro esta solo?": the demo model writes "sola" at 80 ms
-WAV_ES = str(Path(onepass.__file__).parent / "assets" / "samples" / "es-ES.wav")
+# seven English sentences; the demo model writes "Discribe forget grow" for "Describe forget grow"
+WAV_LONG = str(Path(onepass.__file__).parent / "assets" / "samples" / "en-US-long.wav")
 
 
 @pytest.mark.parametrize("mode", ["offline", "stream"])
 def test_transcribe_with_hotwords(capsys, tmp_path, mode):
-    base = ["transcribe", "--backend", "torch", "-l", "es-ES", "--chunk-ms", "80", "--mode", mode]
-    assert main([*base, WAV_ES]) == 0
-    assert capsys.readouterr().out.strip().endswith("esta sola")
-    assert main([*base, "--hotwords", "solo, cuadro", WAV_ES]) == 0
-    assert capsys.readouterr().out.strip().endswith("esta solo")
+    base = ["transcribe", "--backend", "torch", "-l", "en-US", "--chunk-ms", "1120", "--mode", mode]
+    assert main([*base, WAV_LONG]) == 0
+    assert "Discribe forget" in capsys.readouterr().out
+    assert main([*base, "--hotwords", "Describe, officer", WAV_LONG]) == 0
+    assert "Describe forget" in capsys.readouterr().out
     f = tmp_path / "hw.txt"
-    f.write_text("# product words\nsolo:4\n\ncuadro\n", encoding="utf-8")
-    assert main([*base, "--hotwords-file", str(f), WAV_ES]) == 0
-    assert capsys.readouterr().out.strip().endswith("esta solo")
-    assert main([*base, "--hotwords", "solo", "--hotword-boost", "0.01", WAV_ES]) == 0
-    assert capsys.readouterr().out.strip().endswith("esta sola")
+    f.write_text("# product words\nDescribe:4\n\nofficer\n", encoding="utf-8")
+    assert main([*base, "--hotwords-file", str(f), WAV_LONG]) == 0
+    assert "Describe forget" in capsys.readouterr().out
+    assert main([*base, "--hotwords", "Describe", "--hotword-boost", "0.01", WAV_LONG]) == 0
+    assert "Discribe forget" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv, message", [

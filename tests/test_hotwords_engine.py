@@ -28,7 +28,8 @@ def asr():
 
 @pytest.fixture(scope="module")
 def audio():
-    return {lang: sf.read(SAMPLES / f"{lang}.wav", dtype="float32")[0] for lang in ("en-US", "de-DE", "es-ES")}
+    return {lang: sf.read(SAMPLES / f"{lang}.wav", dtype="float32")[0] for lang in ("en-US", "de-DE", "es-ES",
+                                                                                  "en-US-long")}
 
 
 def streamed(asr, samples, language, chunk_ms, hotwords, piece=3000):
@@ -39,12 +40,12 @@ def streamed(asr, samples, language, chunk_ms, hotwords, piece=3000):
 
 
 def test_a_hotword_fixes_a_misheard_word(asr, audio):
-    """The es-ES sample, "¿Rodríguez mí teoría cuadro esta solo?", ends "sola" at 80 ms without help."""
-    plain = asr.transcribe(audio["es-ES"], 16000, language="es-ES", chunk_ms=80)
-    boosted = asr.transcribe(audio["es-ES"], 16000, language="es-ES", chunk_ms=80, hotwords=["solo"])
-    assert plain.text.endswith("esta sola") and boosted.text.endswith("esta solo")
-    assert (asr.transcribe(audio["es-ES"], 16000, language="es-ES", chunk_ms=80, hotwords=[]).token_ids
-            == plain.token_ids)
+    """The long en-US sample's fifth sentence, "Describe forget grow, idea.", starts "Discribe" without help."""
+    long = audio["en-US-long"]
+    plain = asr.transcribe(long, 16000, language="en-US", chunk_ms=1120)
+    boosted = asr.transcribe(long, 16000, language="en-US", chunk_ms=1120, hotwords=["Describe"])
+    assert "Discribe forget" in plain.text and "Describe forget" in boosted.text
+    assert asr.transcribe(long, 16000, language="en-US", chunk_ms=1120, hotwords=[]).token_ids == plain.token_ids
 
 
 @pytest.mark.parametrize("chunk_ms", [pytest.param(80, marks=pytest.mark.slow), 560])

@@ -39,6 +39,12 @@ def add_parser(sub) -> None:
     g.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                    help="keep a moving average of the weights (e.g. 0.99) and validate and save it instead of the "
                         "last weights: less noise, less forgetting (default: off)")
+    g.add_argument("--anchor", type=float, default=0.0, metavar="A",
+                   help="after each step move the weights lr x A of the way back to the starting weights (L2-SP: "
+                        "the run stays near the model it adapts, against forgetting; e.g. 50; default: off)")
+    g.add_argument("--pred-input-drop", type=float, default=0.0, metavar="P",
+                   help="replace each history token of the prediction network by the start symbol with probability "
+                        "P, so a small domain's word order does not become a language model (e.g. 0.1; default: off)")
     g.add_argument("--freeze", help="keep parts fixed, comma-separated: 'subsampling', 'encoder', K (the "
                                     "subsampling and the bottom K layers), 'decoder' (the prediction network)")
     g.add_argument("--no-specaugment", action="store_true", help="no frequency and time masking")
@@ -80,16 +86,21 @@ def settings_from(args: argparse.Namespace):
         raise OnePassError(f"--ema must be in [0, 1), got {args.ema}")
     if not 0.0 <= args.freq_warp < 0.5:
         raise OnePassError(f"--freq-warp must be in [0, 0.5), got {args.freq_warp}")
+    if args.anchor < 0 or args.anchor * args.lr >= 1.0:
+        raise OnePassError(f"--anchor must be >= 0 and below 1 / --lr ({1 / args.lr:g}), got {args.anchor}")
+    if not 0.0 <= args.pred_input_drop < 1.0:
+        raise OnePassError(f"--pred-input-drop must be in [0, 1), got {args.pred_input_drop}")
     masks = {"freq_masks": 0, "time_masks": 0} if args.no_specaugment else {}
     augment = AugmentSettings(freq_warp=args.freq_warp, **masks)
     return FinetuneSettings(
         model=args.model, train=args.train, out=args.out, val=args.val, steps=args.steps, epochs=args.epochs,
         max_minutes=args.max_minutes, language=args.language, freeze=args.freeze, device=args.device,
         precision=args.precision, seed=args.seed, threads=args.threads, validate_every=args.validate_every,
-        checkpoint_every=args.checkpoint_every, log_every=args.log_every, ema_decay=args.ema, val_chunk_ms=tuple(args.val_chunk_ms or ()), resume=args.resume,
+        checkpoint_every=args.checkpoint_every, log_every=args.log_every, ema_decay=args.ema,
+        pred_input_drop=args.pred_input_drop, val_chunk_ms=tuple(args.val_chunk_ms or ()), resume=args.resume,
         progress=not args.no_progress and sys.stderr.isatty(),
         optim=OptimSettings(lr=args.lr, schedule=args.schedule, warmup_steps=args.warmup_steps,
-                            weight_decay=args.weight_decay),
+                            weight_decay=args.weight_decay, anchor=args.anchor),
         augment=augment, batch=BatchSettings(batch_seconds=args.batch_seconds, accumulate=args.accumulate))
 
 

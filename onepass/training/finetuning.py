@@ -234,10 +234,10 @@ def finetune(s: FinetuneSettings, say: Callable[[str], None] = print) -> Finetun
                         log_every=s.log_every, ema_decay=s.ema_decay,
                         autocast=autocast, seed=s.seed, progress=s.progress,
                         deadline_s=None if s.max_minutes is None else 60 * s.max_minutes,
-                        fixed_embedding_rows=(trainable.blank,))
+                        fixed_embedding_rows=(trainable.blank,), anchor=o.anchor)
     out.mkdir(parents=True, exist_ok=True)
     hooks = _Hooks(trainable, out, validator, say)
-    trainer = Trainer(trainable.model, RNNTObjective(s.max_joint_elements), batches, opt,
+    trainer = Trainer(trainable.model, RNNTObjective(s.max_joint_elements, s.pred_input_drop, s.seed), batches, opt,
                       lambda step, p: lr_at(step, total, o, p), loop, state_path, hooks, out / "log.jsonl", device)
     (out / "skipped.txt").write_text("".join(f"{p}\n" for p in skipped), encoding="utf-8")
     before = None

@@ -90,6 +90,8 @@ class LoopSettings:
     seed: int = 0
     progress: bool = True  # tqdm bar on stderr
     fixed_embedding_rows: tuple[int, ...] = ()  # embedding rows kept as they are (the zero start symbol)
+    anchor: float = 0.0  # > 0: after each step move the weights lr x anchor of the way back to their values at
+    # the start (a decoupled L2-SP penalty: the run stays near the weights it started from, against forgetting)
 
 
 @dataclass
@@ -122,6 +124,8 @@ class Trainer:
         self.best: float | None = None
         self.g = torch.Generator().manual_seed(settings.seed)
         self.ema = WeightAverage(model, settings.ema_decay) if settings.ema_decay else None
+        # the weights the anchor pulls toward: the trained parameters as they are now, before any resume state
+        self._anchor = [p.detach().clone() for p in self.params()] if settings.anchor else None
         self.history: list[dict] = []
         self._elapsed_before = 0.0  # seconds of earlier sessions of this run (resume)
         self._t0 = time.perf_counter()
@@ -217,11 +221,21 @@ class Trainer:
         finite = bool(torch.isfinite(gn))
         if finite and params:
             self.optimizer.step()
+            if self._anchor is not None:
+                self._pull_to_anchor()
             if self.ema is not None:
                 self.ema.update(self.model)
         self.step += 1
         return dict(metrics, lr=lr, grad_norm=float(gn), skipped=not finite, audio_s=audio_s, utterances=utts,
                     labels=labels)
+
+    @torch.no_grad()
+    def _pull_to_anchor(self) -> None:
+        anchors = iter(self._anchor)
+        for group in self.optimizer.param_groups:
+            weight = min(1.0, group["lr"] * self.settings.anchor)
+            for p in group["params"]:
+                p.lerp_(next(anchors), weight)
 
     # --- the loop ------------------------------------------------------------------------------------
     def _log(self, record: dict) -> None:

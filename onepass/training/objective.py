@@ -59,18 +59,39 @@ def to_device(batch: Batch, device: torch.device) -> Batch:
                  batch.label_lengths.to(device), batch.audio_s, extra)
 
 
-class RNNTObjective:
-    """The RNN-T loss per target token (summed NLL / labels) of a batch at one right context."""
+def drop_history(labels: torch.Tensor, p: float, blank: int, g: torch.Generator) -> torch.Tensor:
+    """Prediction-net inputs with each history token replaced by the start symbol (blank) with probability
+    ``p`` (the targets stay): the prediction net learns to lean on the audio rather than on the text
+    before, which keeps a small domain's word order from becoming a language model."""
+    drop = (torch.rand(labels.shape, generator=g) < p).to(labels.device)
+    return torch.where(drop, torch.full_like(labels, blank), labels)
 
-    def __init__(self, max_joint_elements: int = DEFAULT_MAX_JOINT_ELEMENTS):
-        self.max_joint_elements = max_joint_elements
+
+class RNNTObjective:
+    """The RNN-T loss per target token (summed NLL / labels) of a batch at one right context, with optional
+    prediction-net input dropout (``pred_input_drop``, training mode only)."""
+
+    def __init__(self, max_joint_elements: int = DEFAULT_MAX_JOINT_ELEMENTS, pred_input_drop: float = 0.0,
+                 seed: int = 0):
+        self.max_joint_elements, self.pred_input_drop = max_joint_elements, pred_input_drop
+        self.g = torch.Generator().manual_seed(seed * 31 + 7)
 
     def parameters(self) -> list[torch.nn.Parameter]:
         return []  # no parameters of its own
 
+    def state_dict(self) -> dict:
+        return {"g": self.g.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.g.set_state(state["g"])
+
     def __call__(self, model, batch: Batch, right_context: int, step: int) -> StepLoss:
         enc, enc_len = encode(model, batch.feats, batch.mask, batch.prompts, right_context)
-        nll = rnnt_from_encoder(model, enc, enc_len, batch.labels, batch.label_lengths, self.max_joint_elements)
+        inputs = None
+        if self.pred_input_drop and model.training:
+            inputs = drop_history(batch.labels, self.pred_input_drop, int(model.config.blank_token_id), self.g)
+        nll = rnnt_from_encoder(model, enc, enc_len, batch.labels, batch.label_lengths, self.max_joint_elements,
+                                pred_inputs=inputs)
         n = int(batch.label_lengths.sum())
         loss = nll.sum() / max(1, n)
         return StepLoss(loss, n, {"rnnt": float(loss.detach())})

@@ -16,6 +16,7 @@ class OptimSettings:
     weight_decay: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.98)
     grad_clip: float = 1.0  # global gradient norm
+    anchor: float = 0.0  # > 0: pull the weights toward the starting ones by lr x anchor of the way per step
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class FinetuneSettings:
     right_context_weights: tuple[float, ...] = ()  # per model right context; empty: uniform draw
     resume: bool = False
     ema_decay: float = 0.0  # > 0: validate and save a moving average of the weights (decay per step)
+    pred_input_drop: float = 0.0  # probability of replacing a prediction-net history token by the start symbol
     max_joint_elements: int = 1 << 25  # logits per joint slice of the RNN-T loss (memory bound)
     progress: bool = True  # a progress bar on stderr
     optim: OptimSettings = field(default_factory=OptimSettings)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from onepass.training.data import Batch
-from onepass.training.objective import StepLoss, encode, rnnt_from_encoder
+from onepass.training.objective import StepLoss, drop_history, encode, rnnt_from_encoder
 
 
 def rnnt_weight(step: int, cfg) -> float:
@@ -72,8 +72,7 @@ class DemoObjective:
         if w_rnnt > 0:
             y_in = None
             if cfg.pred_input_drop and model.training:
-                drop = (torch.rand(batch.labels.shape, generator=self.g) < cfg.pred_input_drop).to(enc.device)
-                y_in = torch.where(drop, torch.full_like(batch.labels, model.config.blank_token_id), batch.labels)
+                y_in = drop_history(batch.labels, cfg.pred_input_drop, int(model.config.blank_token_id), self.g)
             rnnt = rnnt_from_encoder(model, enc, enc_len, batch.labels, batch.label_lengths,
                                      pred_inputs=y_in).sum() / max(1, n)
         if self.ctc_head is not None:
