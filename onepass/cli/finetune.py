@@ -41,7 +41,7 @@ def add_parser(sub) -> None:
                         "last weights: less noise, less forgetting (default: off)")
     g.add_argument("--anchor", type=float, default=0.0, metavar="A",
                    help="after each step move the weights lr x A of the way back to the starting weights (L2-SP: "
-                        "the run stays near the model it adapts, against forgetting; e.g. 50; default: off)")
+                        "the run stays near the model it adapts, against forgetting; e.g. 20; default: off)")
     g.add_argument("--pred-input-drop", type=float, default=0.0, metavar="P",
                    help="replace each history token of the prediction network by the start symbol with probability "
                         "P, so a small domain's word order does not become a language model (e.g. 0.1; default: off)")
