@@ -64,7 +64,12 @@ def test_live_captions_in_chromium(asr, clips, tmp_path):
     assert len(files) == 1
     received, rate = sf.read(files[0], dtype="float32")
     assert rate == 16000 and len(received) >= len(source)
-    assert best_correlation(received, source) > 0.7  # the microphone's audio, through the page's resampler
+    # The microphone's audio, through the page's resampler: every second of the file is found in what the
+    # page sent, nearly unchanged. The received audio holds two plays of every second, so one glitch of a
+    # busy machine's audio thread does not fail the test; a wrong rate, a seam at each buffer or aliasing does.
+    seconds = [source[i:i + 16000] for i in range(0, len(source) - 8000, 16000)]
+    assert min(best_correlation(received, s) for s in seconds) > 0.995  # 0.9990 to 0.99999 here; 0.985 with
+    # the page's former per-buffer linear interpolation, which lost a third of a sample at every buffer
     expected = asr.transcribe(received, rate, chunk_ms=160)  # `onepass transcribe` on what the page sent
     assert expected.text  # the tiny model emits text, so the comparison means something
     assert captions.strip() == expected.text
