@@ -12,6 +12,7 @@ from onepass.decoding.boosting import BoostPool, advance, bonus, boosted_labels
 from onepass.decoding.greedy import greedy_decode, initial_decoder_state
 from onepass.decoding.label_looping import emissions_from_buffers, label_looping_decode
 from onepass.decoding.phrases import DEPTH_SCALING, build_tree
+from onepass.errors import OnePassError
 from tests.test_label_looping import random_encoder, tiny_model
 
 VOCAB = 24
@@ -37,29 +38,36 @@ def total(tree, tokens: list[int]) -> tuple[float, int]:
     return score, node
 
 
-def test_a_failed_prefix_leaves_no_bonus_and_a_finished_phrase_keeps_it():
+@pytest.mark.parametrize("d", [DEPTH_SCALING, 2.0, 0.0])  # the default, NeMo's, first pieces only
+def test_a_failed_prefix_leaves_no_bonus_and_a_finished_phrase_keeps_it(d):
     b = 1.5
-    tree = build_tree([([1, 2, 3], b), ([2, 4], b), ([5, 6], b), ([5, 6, 7, 8], b)])
-    full = b + 2 * DEPTH_SCALING * b
+    tree = build_tree([([1, 2, 3], b), ([2, 4], b), ([5, 6], b), ([5, 6, 7, 8], b)], d)
+    full = b + 2 * d * b
     assert total(tree, [1, 2, 3]) == pytest.approx((full, total(tree, [1, 2, 3])[1]))
     # a started phrase gains, leaving it takes everything back
     assert total(tree, [1])[0] == pytest.approx(b)
-    assert total(tree, [1, 2])[0] == pytest.approx(b + DEPTH_SCALING * b)
+    assert total(tree, [1, 2])[0] == pytest.approx(b + d * b)
     assert total(tree, [1, 2, 9])[0] == pytest.approx(0.0)
     assert total(tree, [1, 9, 9, 9])[0] == pytest.approx(0.0)
     # a finished phrase keeps its bonus whatever follows
     assert total(tree, [1, 2, 3, 9, 10])[0] == pytest.approx(full)
     # [1, 2] fails on 4, but [2, 4] matched meanwhile (a suffix): its credit, no more
-    assert total(tree, [1, 2, 4])[0] == pytest.approx(b + DEPTH_SCALING * b)
-    assert total(tree, [1, 2, 4, 9])[0] == pytest.approx(b + DEPTH_SCALING * b)
+    assert total(tree, [1, 2, 4])[0] == pytest.approx(b + d * b)
+    assert total(tree, [1, 2, 4, 9])[0] == pytest.approx(b + d * b)
     # a finished phrase that is the prefix of a longer one: the longer one's partial credit goes,
     # the finished one's stays
-    short = b + DEPTH_SCALING * b
-    assert total(tree, [5, 6, 7])[0] == pytest.approx(short + DEPTH_SCALING * b)
+    short = b + d * b
+    assert total(tree, [5, 6, 7])[0] == pytest.approx(short + d * b)
     assert total(tree, [5, 6, 7, 9])[0] == pytest.approx(short)
-    assert total(tree, [5, 6, 7, 8, 9])[0] == pytest.approx(b + 3 * DEPTH_SCALING * b)
+    assert total(tree, [5, 6, 7, 8, 9])[0] == pytest.approx(b + 3 * d * b)
     # a match may start right after a failure, on the failing label itself
     assert total(tree, [1, 5, 6])[0] == pytest.approx(short)
+
+
+def test_depth_scaling_out_of_range_is_a_user_error():
+    for bad in (-0.5, 4.5, float("nan")):
+        with pytest.raises(OnePassError, match="depth scaling"):
+            build_tree([([1, 2], 1.0)], bad)
 
 
 def random_trees(rng, n_trees: int, tokens: int = VOCAB - 1):
@@ -137,10 +145,10 @@ def test_a_tie_between_an_arc_and_the_models_own_label_goes_to_the_lower_label()
     pool = BoostPool(rows=1, blank=BLANK, device="cpu")
     pool.attach(0, pool.add(build_tree([([5, 6], 2.0)])))
     rows = pool.rows(torch.tensor([0]))
-    advance(rows, torch.tensor([5]), torch.tensor([True]))  # in the match: back -2, arc 6 gains +4
+    advance(rows, torch.tensor([5]), torch.tensor([True]))  # in the match: back -2, arc 6 gains 2 DEPTH_SCALING
     for own in (3, 8):  # the model's own label below and above the arc's
         logits = torch.full((1, VOCAB), -20.0)
-        logits[0, own], logits[0, 6] = 1.0, -5.0  # boosted: 1 - 2 = -5 + 4
+        logits[0, own], logits[0, 6] = 1.0, -1.0 - 2.0 * DEPTH_SCALING  # boosted: 1 - 2 = that + 2 DEPTH_SCALING
         scores = (logits + bonus(rows, VOCAB))[0]
         assert scores[own] == scores[6] == scores.max()
         label, _ = boosted_labels(logits, rows, torch.tensor([own]), torch.tensor([1.0]))

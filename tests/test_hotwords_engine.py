@@ -4,6 +4,7 @@ flush, trees freed at close, both decoders alike, limits and normalisation."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,14 +12,14 @@ import pytest
 import soundfile as sf
 
 import onepass
-from onepass.decoding.phrases import (MAX_PHRASE_CHARS, MAX_PHRASES, Phrase, hotword_settings, phrase_pieces,
-                                      split_phrases, variants)
+from onepass.decoding.phrases import (MAX_PHRASE_CHARS, MAX_PHRASES, Phrase, compile_phrases, hotword_settings,
+                                      phrase_pieces, split_phrases, variants)
 from onepass.engine import Engine, EngineConfig
 from onepass.errors import OnePassError
 from onepass.step import StepConfig
 
 SAMPLES = Path(onepass.__file__).parent / "assets" / "samples"
-EN_WORDS = [Phrase("set with", 4.0)]  # turns the en-US sample's "... set west." into "... set with."
+EN_WORDS = [Phrase("town", 4.0)]  # turns the en-US sample's "Go choose trial set west." into "Town choose ..."
 
 
 @pytest.fixture(scope="module")
@@ -98,11 +99,12 @@ def test_phrases_survive_a_flush(asr, audio):
 
 
 def test_per_phrase_boost_and_default_boost(asr, audio):
-    weak = asr.transcribe(audio["en-US"], 16000, language="en-US", hotwords=["set with"], hotword_boost=0.01)
     plain = asr.transcribe(audio["en-US"], 16000, language="en-US")
-    assert weak.token_ids == plain.token_ids and plain.text.endswith("set west.")
+    for boost in (0.01, None):  # a small one and the default: too little for this word
+        weak = asr.transcribe(audio["en-US"], 16000, language="en-US", hotwords=["town"], hotword_boost=boost)
+        assert weak.token_ids == plain.token_ids and plain.text.startswith("Go choose")
     own = asr.transcribe(audio["en-US"], 16000, language="en-US", hotwords=EN_WORDS, hotword_boost=0.01)
-    assert own.text.endswith("set with.")  # the phrase's own boost, not the default
+    assert own.text.startswith("Town choose")  # the phrase's own boost, not the stream's
 
 
 def test_limits_are_user_errors(asr):
@@ -131,3 +133,16 @@ def test_normalisation_to_what_the_model_writes(asr):
     assert split_phrases("A call about GPUs. Nemotron! 3.5 kW") == ["A call about GPUs", "Nemotron", "3.5 kW"]
     pieces = phrase_pieces(asr.tokenizer, hotword_settings(["go!", "Go", "set west"]))
     assert [asr.tokenizer.encode(t) for t in ("go", "Go", "set west", "Set west")] == [p for p, _ in pieces]
+
+
+def test_depth_scaling_of_the_settings_reaches_the_tree(asr):
+    settings = hotword_settings(["trial set"], 2.0)
+    pieces = [p for p, _ in phrase_pieces(asr.tokenizer, settings)]
+    assert all(len(p) >= 2 for p in pieces)
+    for d in (0.5, 2.0):
+        tree = compile_phrases(asr.tokenizer, replace(settings, depth_scaling=d))
+        node, gains = 0, []
+        for tok in pieces[0]:  # walk the first spelling's arcs from the root
+            _, node, gain = next(a for a in tree.arcs[node] if a[0] == tok)
+            gains.append(gain)
+        assert gains == [2.0] + [2.0 * d] * (len(pieces[0]) - 1)

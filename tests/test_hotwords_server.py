@@ -22,8 +22,8 @@ from onepass.server.testing import serve_in_thread
 from tests.test_server_deepgram import as_int16_float, dg_session, finals_text, pcm16
 from tests.test_server_realtime import int16_float, rt_session
 
-WAV = Path(onepass.__file__).parent / "assets" / "samples" / "en-US.wav"
-WORDS = ["trial set with"]  # turns the en-US sample's "Go choose trial set west." into "... set with."
+WAV = Path(onepass.__file__).parent / "assets" / "samples" / "en-US-long.wav"
+WORDS = ["Describe"]  # the long en-US sample's fifth sentence starts "Discribe forget" without it
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_deepgram_keyterm_and_keywords(server, demo, audio):
     boosted = demo.transcribe(x, 16000, language="en-US", hotwords=WORDS).text
     assert plain != boosted
     ws = server.replace("http", "ws")
-    for query in ("keyterm=trial%20set%20with", "keywords=trial%20set%20with:2", "keywords=trial%20set%20with"):
+    for query in ("keyterm=Describe", "keywords=Describe:2", "keywords=Describe"):
         msgs, code = asyncio.run(dg_session(ws, pcm16(audio), f"language=en-US&{query}"))
         assert code == 1000 and finals_text(msgs) == boosted, query
     msgs, _ = asyncio.run(dg_session(ws, pcm16(audio), "language=en-US"))
@@ -72,7 +72,7 @@ def test_openai_rest_prompt(server, demo, audio, tmp_path):
     sf.write(path, audio, 16000, subtype="FLOAT")
     client = openai.OpenAI(base_url=f"{server}/v1", api_key="none", max_retries=0)
     with open(path, "rb") as f:
-        t = client.audio.transcriptions.create(model="onepass", file=f, language="en-US", prompt="trial set with")
+        t = client.audio.transcriptions.create(model="onepass", file=f, language="en-US", prompt="Describe")
     assert t.text == demo.transcribe(audio, 16000, language="en-US", hotwords=WORDS).text
     r = httpx.post(f"{server}/v1/audio/transcriptions", files={"file": ("a.wav", path.read_bytes())},
                    data={"prompt": "x" * 300})
@@ -84,9 +84,9 @@ def test_realtime_prompt_before_and_after_audio(server, demo, audio):
     x = int16_float(audio)
     boosted = demo.transcribe(x, 16000, language="en-US", hotwords=WORDS).text
     session = {"input_audio_format": "pcm16_16000",
-               "input_audio_transcription": {"language": "en-US", "prompt": "trial set with"}, "turn_detection": None}
+               "input_audio_transcription": {"language": "en-US", "prompt": "Describe"}, "turn_detection": None}
     out = asyncio.run(rt_session(ws, session, audio))
-    assert out[1]["session"]["input_audio_transcription"]["prompt"] == "trial set with"
+    assert out[1]["session"]["input_audio_transcription"]["prompt"] == "Describe"
     assert out[-1]["transcript"] == boosted
     # a bad prompt is an error event; the session goes on with its phrases
     bad = json.dumps({"type": "transcription_session.update",
@@ -98,7 +98,7 @@ def test_realtime_prompt_before_and_after_audio(server, demo, audio):
 
 
 def test_server_wide_default_list(demo, audio):
-    config = ServerConfig(endpoint_blank_ms=None, hotwords=(Phrase("trial set with"),))
+    config = ServerConfig(endpoint_blank_ms=None, hotwords=(Phrase("Describe"),))
     with serve_in_thread(create_app(demo, config)) as url:
         msgs, _ = asyncio.run(dg_session(url.replace("http", "ws"), pcm16(audio), "language=en-US"))
     assert finals_text(msgs) == demo.transcribe(as_int16_float(audio), 16000, language="en-US", hotwords=WORDS).text

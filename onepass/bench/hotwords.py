@@ -1,7 +1,7 @@
 """Phrase boosting measured: accuracy on held-out clips, and what it costs the step.
 
     python -m onepass.bench.hotwords [--manifest /work/heldout/test.jsonl] [--model demo]
-        [--sizes 10 100] [--boost 3] [--streams 1 16 64] [--json out.json]
+        [--sizes 10 100] [--boost 3] [--depth-scaling 0.5] [--streams 1 16 64] [--json out.json]
 
 Accuracy: each utterance gets its own list: its ``--own`` rarest words (by frequency in the
 held-out texts of its language; words of three letters or more) plus distractors, words of the
@@ -23,10 +23,12 @@ import json
 import random
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from ..decoding.phrases import DEPTH_SCALING, hotword_settings
 from ..evaluation import normalize, read_manifest, word_error_rate
 
 SAMPLE = Path(__file__).resolve().parent.parent / "assets" / "samples" / "en-US.wav"
@@ -62,7 +64,8 @@ def score(refs: list[str], hyps: list[str], lists) -> dict:
             "distractor_insertions_per_100": 100.0 * inserted / max(1, len(refs))}
 
 
-def accuracy(asr, entries, sizes: list[int], own: int, boost: float | None, batch: int, seed: int) -> dict:
+def accuracy(asr, entries, sizes: list[int], own: int, boost: float | None, batch: int, seed: int,
+             depth_scaling: float = DEPTH_SCALING) -> dict:
     from ..audio import load_for_model
 
     lists = word_lists(entries, sizes, own, seed)
@@ -74,7 +77,8 @@ def accuracy(asr, entries, sizes: list[int], own: int, boost: float | None, batc
         for at in range(0, len(entries), batch):
             part = entries[at:at + batch]
             audio = [load_for_model(str(e.audio_filepath))[0] for e in part]
-            hw = None if per_utt is None else [m + d for m, d in per_utt[at:at + batch]]
+            hw = None if per_utt is None else [replace(hotword_settings(m + d, boost), depth_scaling=depth_scaling)
+                                               for m, d in per_utt[at:at + batch]]
             done = asr.transcribe_batch(audio, language=[e.lang for e in part], hotwords=hw, hotword_boost=boost)
             hyps += [normalize(t.text) for t in done]
         out[name] = {size: score(refs, hyps, lists[size]) for size in sizes}
@@ -184,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10, 100])
     ap.add_argument("--own", type=int, default=2, help="own words per utterance (its rarest)")
     ap.add_argument("--boost", type=float, default=None, help="hotword boost (default: onepass's)")
+    ap.add_argument("--depth-scaling", type=float, default=DEPTH_SCALING,
+                    help=f"a later piece's bonus, times the boost (default: {DEPTH_SCALING:g})")
     ap.add_argument("--limit", type=int, default=None, help="first N utterances only")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--streams", type=int, nargs="*", default=[1, 16, 64])
@@ -200,11 +206,12 @@ def main(argv: list[str] | None = None) -> int:
 
     asr = onepass.load_model(args.model)
     entries = read_manifest(args.manifest)[:args.limit]
-    result = {"utterances": len(entries), "boost": args.boost, "own": args.own}
+    result = {"utterances": len(entries), "boost": args.boost, "depth_scaling": args.depth_scaling, "own": args.own}
     if args.accuracy:
-        acc = accuracy(asr, entries, args.sizes, args.own, args.boost, args.batch, args.seed)
+        acc = accuracy(asr, entries, args.sizes, args.own, args.boost, args.batch, args.seed, args.depth_scaling)
         result["accuracy"] = acc
-        print(f"{len(entries)} utterances, own words per list: {args.own}, boost: {args.boost or 'default'}")
+        print(f"{len(entries)} utterances, own words per list: {args.own}, boost: {args.boost or 'default'}, "
+              f"depth scaling: {args.depth_scaling:g}")
         print("| list size | boosting | listed-word recall | listed-word errors | WER "
               "| distractor insertions / 100 utt |")
         print("|---|---|---|---|---|---|")

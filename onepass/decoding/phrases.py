@@ -7,7 +7,8 @@ pieces. ``compile_phrases`` adds Aho-Corasick failure links and turns the tree i
 arc lists with the score bookkeeping the decoder needs (``boosting.BoostPool`` stores them):
 
 - a node's potential ``P`` is the bonus collected on the way to it (first piece of a phrase:
-  ``boost``; each later one ``DEPTH_SCALING * boost``, as NeMo's boosting tree);
+  ``boost``; each later one ``DEPTH_SCALING * boost``: NeMo's boosting tree has 2, which on the demo
+  model pulls near-misses that share a first piece into a listed word; 0.5 was measured better);
 - a label that extends the match (an arc) earns its arc's gain; any other label leaves the
   match: the path's credit is taken back (``back = secured - P``, never positive), except what
   a completed phrase inside the match has secured, and the label may start a new match there.
@@ -20,14 +21,15 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import OnePassError
 from ..tokenizer import Tokenizer
 
-DEFAULT_BOOST = 2.0  # bonus (logit units) of a phrase's first piece; later pieces get DEPTH_SCALING times it
-DEPTH_SCALING = 2.0  # later pieces of a phrase weigh more: a started match is likelier the phrase
+DEFAULT_BOOST = 2.25  # bonus (logit units) of a phrase's first piece; later pieces get DEPTH_SCALING times it
+DEPTH_SCALING = 0.5  # later pieces weigh less: the greedy path, once in a match, leaves it only by paying
+# its credit back, so large later bonuses force a listed word over a near-miss (docs/hotwords.md)
 MAX_BOOST = 20.0  # largest boost accepted (larger ones only force the phrase over what was said)
 MAX_PHRASES = 512  # phrases per stream
 MAX_PHRASE_CHARS = 100  # characters per phrase
@@ -49,6 +51,7 @@ class HotwordSettings:
 
     phrases: tuple[Phrase, ...] = ()
     boost: float = DEFAULT_BOOST  # default bonus, logit units
+    depth_scaling: float = DEPTH_SCALING  # a later piece's bonus, times its phrase's boost (Python API only)
 
     def __bool__(self) -> bool:
         return bool(self.phrases)
@@ -86,7 +89,7 @@ def hotword_settings(phrases, boost: float | None = None) -> HotwordSettings:
     """Phrases as strings or ``Phrase`` (or a ``HotwordSettings``, returned as is when no boost is
     given) -> checked settings. OnePassError on a limit or a bad boost."""
     if isinstance(phrases, HotwordSettings):
-        return phrases if boost is None else HotwordSettings(phrases.phrases, check_boost(boost))
+        return phrases if boost is None else replace(phrases, boost=check_boost(boost))
     if isinstance(phrases, str):
         phrases = [phrases]
     items = []
@@ -180,17 +183,20 @@ def phrase_pieces(tokenizer: Tokenizer, settings: HotwordSettings) -> list[tuple
 
 
 def compile_phrases(tokenizer: Tokenizer, settings: HotwordSettings) -> CompiledPhrases:
-    return build_tree(phrase_pieces(tokenizer, settings))
+    return build_tree(phrase_pieces(tokenizer, settings), settings.depth_scaling)
 
 
-def build_tree(phrases: list[tuple[list[int], float]]) -> CompiledPhrases:
-    """The prefix tree of (piece ids, boost) pairs with failure links, as ``CompiledPhrases``."""
+def build_tree(phrases: list[tuple[list[int], float]], depth_scaling: float = DEPTH_SCALING) -> CompiledPhrases:
+    """The prefix tree of (piece ids, boost) pairs with failure links, as ``CompiledPhrases``; a
+    phrase's first piece scores its boost, each later one ``depth_scaling`` times it."""
+    if not 0.0 <= depth_scaling <= 4.0:  # also rejects NaN
+        raise OnePassError(f"hotword depth scaling must be in [0, 4], got {depth_scaling!r}")
     children: list[dict[int, int]] = [{}]
     score, end = [0.0], [False]  # score: the bonus of the piece that enters the node
     for ids, boost in phrases:
         node = 0
         for i, tok in enumerate(ids):
-            gain = boost * (1.0 if i == 0 else DEPTH_SCALING)
+            gain = boost * (1.0 if i == 0 else depth_scaling)
             nxt = children[node].get(tok)
             if nxt is None:
                 nxt = len(children)
