@@ -201,6 +201,36 @@ def test_anchor_pulls_each_step_back_toward_the_starting_weights(tmp_path):
     assert moved > 50 and 0 < lr * 200.0 < 1
 
 
+def test_lr_scale_scales_each_parts_first_step(tmp_path):
+    """--lr-scale: Adam's first step moves every weight by lr x (its own normalised gradient), so with
+    encoder=0.5,joint=2 the encoder's and its projection's steps are half, the joint's twice, and every
+    other part's the same as without it (same seed, batch and gradients)."""
+    from onepass.training import AugmentSettings, FinetuneSettings, OptimSettings, finetune
+
+    rows = [json.loads(x) for x in _manifests(tmp_path)[0].read_text().splitlines()][1:3]
+    train = tmp_path / "two.jsonl"
+    train.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    tuned = {}
+    for spec in (None, "encoder=0.5, joint=2"):
+        out = tmp_path / ("scaled" if spec else "plain")
+        s = FinetuneSettings(model="demo", train=str(train), out=str(out), steps=1, threads=1, lr_scale=spec,
+                             progress=False, checkpoint_every=0, log_every=1,
+                             optim=OptimSettings(lr=1e-3, warmup_steps=1),
+                             augment=AugmentSettings(freq_masks=0, time_masks=0))
+        finetune(s, say=lambda line: None)
+        tuned[spec] = load_file(str(out / "model.safetensors"))
+    start = load_file(str(DEMO / "model.safetensors"))
+    factors = {"encoder": 0.5, "encoder_projector": 0.5, "joint": 2.0}
+    seen = set()
+    for k, w0 in start.items():
+        plain, scaled = tuned[None][k] - w0, tuned["encoder=0.5, joint=2"][k] - w0
+        f = factors.get(k.split(".")[0], 1.0)
+        if plain.abs().max() > 0:
+            seen.add(f)
+        torch.testing.assert_close(scaled, f * plain, rtol=1e-3, atol=2e-6)  # float32 rounding of the weights
+    assert seen == {0.5, 1.0, 2.0}
+
+
 def test_user_errors(tmp_path, capsys):
     train, _ = _manifests(tmp_path)
     nemo = tmp_path / "m.nemo"
@@ -212,6 +242,9 @@ def test_user_errors(tmp_path, capsys):
              (["--anchor", "-1"], "--anchor"),
              (["--anchor", "5000", "--lr", "1e-3"], "below 1 / --lr"),
              (["--pred-input-drop", "1"], "--pred-input-drop"),
+             (["--lr-scale", "encoder=0"], "--lr-scale"),
+             (["--lr-scale", "lstm=0.5"], "--lr-scale"),
+             (["--lr-scale", "encoder"], "--lr-scale"),
              (["--val-chunk-ms", "100", "--val", str(train)], "not the model's")]
     for extra, message in cases:
         out = tmp_path / f"o{len(message)}"

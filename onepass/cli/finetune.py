@@ -47,6 +47,9 @@ def add_parser(sub) -> None:
                         "P, so a small domain's word order does not become a language model (e.g. 0.1; default: off)")
     g.add_argument("--freeze", help="keep parts fixed, comma-separated: 'subsampling', 'encoder', K (the "
                                     "subsampling and the bottom K layers), 'decoder' (the prediction network)")
+    g.add_argument("--lr-scale", metavar="PART=F,...",
+                   help="a part's learning rate times F: comma-separated PART=F, PART one of 'encoder', 'decoder' "
+                        "(the prediction network), 'joint', 'prompt'; e.g. encoder=0.1,decoder=0.3 (default: all 1)")
     g.add_argument("--no-specaugment", action="store_true", help="no frequency and time masking")
     g.add_argument("--freq-warp", type=float, default=0.0, metavar="W",
                    help="warp each utterance's mel axis by a random factor in [1 - W, 1 + W] (a voice "
@@ -75,6 +78,7 @@ def add_parser(sub) -> None:
 def settings_from(args: argparse.Namespace):
     from ..errors import OnePassError
     from ..training import AugmentSettings, BatchSettings, FinetuneSettings, OptimSettings
+    from ..training.network import parse_lr_scale
 
     for name in ("steps", "accumulate", "checkpoint_every", "threads", "log_every"):
         v = getattr(args, name)
@@ -90,11 +94,13 @@ def settings_from(args: argparse.Namespace):
         raise OnePassError(f"--anchor must be >= 0 and below 1 / --lr ({1 / args.lr:g}), got {args.anchor}")
     if not 0.0 <= args.pred_input_drop < 1.0:
         raise OnePassError(f"--pred-input-drop must be in [0, 1), got {args.pred_input_drop}")
+    parse_lr_scale(args.lr_scale)  # a bad spec fails before anything is read
     masks = {"freq_masks": 0, "time_masks": 0} if args.no_specaugment else {}
     augment = AugmentSettings(freq_warp=args.freq_warp, **masks)
     return FinetuneSettings(
         model=args.model, train=args.train, out=args.out, val=args.val, steps=args.steps, epochs=args.epochs,
-        max_minutes=args.max_minutes, language=args.language, freeze=args.freeze, device=args.device,
+        max_minutes=args.max_minutes, language=args.language, freeze=args.freeze, lr_scale=args.lr_scale,
+        device=args.device,
         precision=args.precision, seed=args.seed, threads=args.threads, validate_every=args.validate_every,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every, ema_decay=args.ema,
         pred_input_drop=args.pred_input_drop, val_chunk_ms=tuple(args.val_chunk_ms or ()), resume=args.resume,

@@ -18,7 +18,7 @@ from ..errors import OnePassError
 from .data import BucketedBatches, Example, Examples
 from .loop import Hooks, LoopResult, LoopSettings, Trainer
 from .manifest import Problem, Utterance, read_training_manifest
-from .network import HF_FILES, Trainable, add_language, freeze, load_trainable, save_hf
+from .network import HF_FILES, Trainable, add_language, freeze, load_trainable, param_groups, save_hf
 from .objective import RNNTObjective
 from .schedule import lr_at
 from .settings import FinetuneSettings
@@ -152,7 +152,7 @@ def _check_same_run(s: FinetuneSettings, out: Path) -> None:
                            + ", ".join(changed))
 
 
-RUN_IDENTITY = ("model", "train", "language", "freeze", "seed")
+RUN_IDENTITY = ("model", "train", "language", "freeze", "lr_scale", "seed")
 
 
 def finetune(s: FinetuneSettings, say: Callable[[str], None] = print) -> FinetuneResult:
@@ -216,9 +216,11 @@ def finetune(s: FinetuneSettings, say: Callable[[str], None] = print) -> Finetun
         trainable.model.to(device)
     except (RuntimeError, AssertionError) as exc:
         raise OnePassError(f"cannot move the model to {s.device}: {exc}") from None
-    params = [p for p in trainable.model.parameters() if p.requires_grad]
+    groups = param_groups(trainable.model, s.lr_scale)
+    if s.lr_scale:
+        say(f"learning rate scales: {s.lr_scale}")
     o = s.optim
-    opt = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay, betas=o.betas)
+    opt = torch.optim.AdamW(groups, lr=o.lr, weight_decay=o.weight_decay, betas=o.betas)
 
     def on_bad(i: int, exc: Exception) -> None:
         say(f"skipped {examples[i].audio_path}: unreadable audio ({type(exc).__name__}: {exc})")

@@ -103,6 +103,45 @@ def chunk_ms_of(right_context: int) -> int:
     return 80 * (right_context + 1)
 
 
+LR_PARTS = ("encoder", "decoder", "joint", "prompt")  # what --lr-scale names
+
+
+def _part(model: torch.nn.Module, name: str) -> list[torch.nn.Module]:
+    return {"encoder": [model.encoder, model.encoder_projector], "decoder": [model.decoder],
+            "joint": [model.joint], "prompt": [model.prompt_projector]}[name]
+
+
+def parse_lr_scale(spec: str | None) -> dict[str, float]:
+    """``--lr-scale``: comma-separated ``PART=FACTOR``, PART one of ``LR_PARTS``, FACTOR in (0, 10]."""
+    scales: dict[str, float] = {}
+    for item in (x.strip() for x in (spec or "").split(",") if x.strip()):
+        name, _, value = (x.strip() for x in item.partition("="))
+        try:
+            factor = float(value)
+        except ValueError:
+            factor = float("nan")
+        if name not in LR_PARTS or not 0.0 < factor <= 10.0:
+            raise OnePassError(f"--lr-scale {spec!r}: use comma-separated PART=FACTOR, PART one of "
+                               f"{', '.join(LR_PARTS)} and FACTOR in (0, 10], e.g. encoder=0.1,decoder=0.3")
+        scales[name] = factor
+    return scales
+
+
+def param_groups(model: torch.nn.Module, spec: str | None) -> list[dict]:
+    """The trainable parameters as optimizer groups, each with the ``lr_scale`` the loop multiplies the
+    step's learning rate by (``parse_lr_scale``: "encoder" with its projection, "decoder" the prediction
+    network, "joint", "prompt" the language prompt's projection); parts not named keep the full rate."""
+    scales = parse_lr_scale(spec)
+    groups, taken = [], set()
+    for name, factor in scales.items():
+        params = [p for m in _part(model, name) for p in m.parameters() if p.requires_grad]
+        taken |= {id(p) for p in params}
+        if params:
+            groups.append({"params": params, "lr_scale": factor})
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in taken]
+    return ([{"params": rest, "lr_scale": 1.0}] if rest else []) + groups
+
+
 def freeze(model: torch.nn.Module, spec: str | None) -> list[str]:
     """Freeze parts of the network, a comma-separated list of: "subsampling", "encoder", K (the
     subsampling and the bottom K conformer layers), "decoder" (the prediction network: on a small text

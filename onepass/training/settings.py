@@ -54,6 +54,7 @@ class FinetuneSettings:
     epochs: float = 5.0  # passes over the training set when steps is None
     language: str | None = None  # locale of rows without "lang" (a new locale gets an unused prompt slot)
     freeze: str | None = None  # "subsampling", "encoder", or K: the subsampling and the bottom K layers
+    lr_scale: str | None = None  # "PART=FACTOR,...": a part's learning rate, times the schedule's (network.param_groups)
     device: str = "cpu"
     precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 elsewhere) | bf16 | fp32
     seed: int = 0
