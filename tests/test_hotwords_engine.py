@@ -19,7 +19,7 @@ from onepass.errors import OnePassError
 from onepass.step import StepConfig
 
 SAMPLES = Path(onepass.__file__).parent / "assets" / "samples"
-EN_WORDS = [Phrase("town", 4.0)]  # turns the en-US sample's "Go choose trial set west." into "Town choose ..."
+EN_WORDS = [Phrase("grow", 4.0)]  # turns the en-US sample's "Go choose trial set west." into "Grow choose ..."
 
 
 @pytest.fixture(scope="module")
@@ -101,10 +101,10 @@ def test_phrases_survive_a_flush(asr, audio):
 def test_per_phrase_boost_and_default_boost(asr, audio):
     plain = asr.transcribe(audio["en-US"], 16000, language="en-US")
     for boost in (0.01, None):  # a small one and the default: too little for this word
-        weak = asr.transcribe(audio["en-US"], 16000, language="en-US", hotwords=["town"], hotword_boost=boost)
+        weak = asr.transcribe(audio["en-US"], 16000, language="en-US", hotwords=["grow"], hotword_boost=boost)
         assert weak.token_ids == plain.token_ids and plain.text.startswith("Go choose")
     own = asr.transcribe(audio["en-US"], 16000, language="en-US", hotwords=EN_WORDS, hotword_boost=0.01)
-    assert own.text.startswith("Town choose")  # the phrase's own boost, not the stream's
+    assert own.text.startswith("Grow choose")  # the phrase's own boost, not the stream's
 
 
 def test_limits_are_user_errors(asr):

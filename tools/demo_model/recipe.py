@@ -1,15 +1,15 @@
-"""Reproduce the shipped demo model (onepass/assets/demo, run30's weight average) in one command.
+"""Reproduce the shipped demo model (onepass/assets/demo, run31's weight average) in one command.
 
     python -m tools.demo_model.recipe --work /path/DIR [--dry-run] [--list]
         [--from-stage NAME] [--until-stage NAME] [--device cuda]
 
-Runs the fifteen training stages of docs/history/demo-model-training-log.md in order (run13 from scratch
-... run17 grown to 8 layers ... run24 ... run27-run30, the long-form fine-tunes), as subprocesses of the
+Runs the sixteen training stages of docs/history/demo-model-training-log.md in order (run13 from scratch
+... run17 grown to 8 layers ... run24 ... run27-run31, the long-form fine-tunes), as subprocesses of the
 tools/demo_model modules (make_corpus, rebuild_spm, train, export, eval_all.sh, eval_table) with the log's
 arguments, then a final stage "demo":
-run30's weight average exported to WORK/demo (an HF directory, the same files as onepass/assets/demo)
+run31's weight average exported to WORK/demo (an HF directory, the same files as onepass/assets/demo)
 and the held-out evaluation of the model card (eval_all.sh; the table is written to
-WORK/eval_run30/table.md). Nothing is written outside WORK: where the log started a stage from the
+WORK/eval_run31/table.md). Nothing is written outside WORK: where the log started a stage from the
 shipped directory, the recipe starts it from the previous stage's export in WORK/<corpus>/<run>/export.
 
 Each corpus is made once, into WORK/<corpus> (demo_corpus3 ... demo_corpus9, heldout), when the first
@@ -19,11 +19,11 @@ A failed command stops the recipe with one line on stderr and exit status 1. ``-
 commands that would run (shell-quoted, from the repository root) and runs nothing; ``--list`` prints the
 stages.
 
-Time on 2 CPU cores, from the log: about 24 hours. Training is wall-clock bound (each stage's cosine
-schedule is squeezed into its --deadline-min): 1,397 minutes (run13 82 as logged: 3,000 steps in about
-20 minutes, then up to 64 more; run14-run30 their deadlines, 85 + 100 + 118 + 120 + 66 + 115 + 108 + 105 +
-115 + 110 + 95 + 85 + 38 + 55 = 1,315), plus the corpora, 37 minutes (100 s, 6, 7, 6, ~6 (corpus7 was not timed), 4 minutes
-16 s and about 6 for corpus9), plus the evaluation, 11 minutes: 1,445 minutes; add a feature pass of about 2.5 minutes
+Time on 2 CPU cores, from the log: about 25 hours. Training is wall-clock bound (each stage's cosine
+schedule is squeezed into its --deadline-min): 1,452 minutes (run13 82 as logged: 3,000 steps in about
+20 minutes, then up to 64 more; run14-run31 their deadlines, 85 + 100 + 118 + 120 + 66 + 115 + 108 + 105 +
+115 + 110 + 95 + 85 + 38 + 55 + 55 = 1,370), plus the corpora, 37 minutes (100 s, 6, 7, 6, ~6 (corpus7 was not timed), 4 minutes
+16 s and about 6 for corpus9), plus the evaluation, 11 minutes: 1,500 minutes; add a feature pass of about 2.5 minutes
 before each run's clock starts and a minute per export.
 
 ``--device cuda`` passes ``--device cuda`` to every train command (train.py supports it: the model and
@@ -113,6 +113,8 @@ STAGES = (
     Stage("run28", "run28", "demo_corpus9", "demo_config_longform4.json", "hf", 85, weights="hf_ema", lazy=True),
     Stage("run29", "run29", "demo_corpus9", "demo_config_longform5.json", "hf", 38, weights="hf_ema", lazy=True),
     Stage("run30", "run30", "demo_corpus9", "demo_config_longform6.json", "hf", 55, weights="hf_ema", lazy=True),
+    # run31: 75 % long-form batches, more of them at 1120 ms (2,553 steps on a machine shared for its first 25 min)
+    Stage("run31", "run31", "demo_corpus9", "demo_config_longform7.json", "hf", 55, weights="hf_ema", lazy=True),
 )
 
 
