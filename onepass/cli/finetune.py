@@ -100,8 +100,8 @@ def settings_from(args: argparse.Namespace):
     return FinetuneSettings(
         model=args.model, train=args.train, out=args.out, val=args.val, steps=args.steps, epochs=args.epochs,
         max_minutes=args.max_minutes, language=args.language, freeze=args.freeze, lr_scale=args.lr_scale,
-        device=args.device,
-        precision=args.precision, seed=args.seed, threads=args.threads, validate_every=args.validate_every,
+        device=args.device, precision=args.precision, seed=args.seed, threads=args.threads,
+        validate_every=args.validate_every,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every, ema_decay=args.ema,
         pred_input_drop=args.pred_input_drop, val_chunk_ms=tuple(args.val_chunk_ms or ()), resume=args.resume,
         progress=not args.no_progress and sys.stderr.isatty(),
