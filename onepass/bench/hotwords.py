@@ -79,7 +79,7 @@ def accuracy(asr, entries, sizes: list[int], own: int, boost: float | None, batc
             audio = [load_for_model(str(e.audio_filepath))[0] for e in part]
             hw = None if per_utt is None else [replace(hotword_settings(m + d, boost), depth_scaling=depth_scaling)
                                                for m, d in per_utt[at:at + batch]]
-            done = asr.transcribe_batch(audio, language=[e.lang for e in part], hotwords=hw, hotword_boost=boost)
+            done = asr.transcribe_batch(audio, language=[e.lang for e in part], hotwords=hw)  # boost is in hw
             hyps += [normalize(t.text) for t in done]
         out[name] = {size: score(refs, hyps, lists[size]) for size in sizes}
     return out
