@@ -170,6 +170,24 @@ def test_frozen_layers_do_not_move_and_the_loss_falls(tmp_path):
     assert losses[-1] < 0.7 * losses[0], losses  # it learns the few clips it sees
 
 
+def test_freeze_joint_trains_the_prediction_network_alone(tmp_path):
+    """--freeze encoder,joint,prompt: one step moves the prediction network's weights and nothing else."""
+    from onepass.training import AugmentSettings, FinetuneSettings, OptimSettings, finetune
+
+    rows = [json.loads(x) for x in _manifests(tmp_path)[0].read_text().splitlines()][1:3]
+    train = tmp_path / "two.jsonl"
+    train.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    s = FinetuneSettings(model="demo", train=str(train), out=str(tmp_path / "out"), steps=1, threads=1,
+                         freeze="encoder,joint,prompt", progress=False, checkpoint_every=0, log_every=1,
+                         optim=OptimSettings(lr=1e-3, warmup_steps=1), augment=AugmentSettings(freq_masks=0, time_masks=0))
+    lines: list[str] = []
+    finetune(s, say=lines.append)
+    assert any("frozen: encoder, joint, prompt" in x for x in lines), lines
+    shipped, tuned = load_file(str(DEMO / "model.safetensors")), load_file(str(tmp_path / "out" / "model.safetensors"))
+    moved = {k.split(".")[0] for k in shipped if not torch.equal(shipped[k], tuned[k])}
+    assert moved <= {"decoder", "encoder_projector"} and "decoder" in moved, moved
+
+
 def test_anchor_pulls_each_step_back_toward_the_starting_weights(tmp_path):
     """One step with --anchor A ends (1 - lr A) of the way from the start to where the same step without it
     ends, in every tensor (same seed, same batch, same gradients)."""

@@ -46,7 +46,8 @@ def add_parser(sub) -> None:
                    help="replace each history token of the prediction network by the start symbol with probability "
                         "P, so a small domain's word order does not become a language model (e.g. 0.1; default: off)")
     g.add_argument("--freeze", help="keep parts fixed, comma-separated: 'subsampling', 'encoder', K (the "
-                                    "subsampling and the bottom K layers), 'decoder' (the prediction network)")
+                                    "subsampling and the bottom K layers), 'decoder' (the prediction network), "
+                                    "'joint', 'prompt' (the language prompt's projection)")
     g.add_argument("--lr-scale", metavar="PART=F,...",
                    help="a part's learning rate times F: comma-separated PART=F, PART one of 'encoder', 'decoder' "
                         "(the prediction network), 'joint', 'prompt'; e.g. encoder=0.1,decoder=0.3 (default: all 1)")

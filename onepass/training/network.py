@@ -107,8 +107,10 @@ LR_PARTS = ("encoder", "decoder", "joint", "prompt")  # what --lr-scale names
 
 
 def _part(model: torch.nn.Module, name: str) -> list[torch.nn.Module]:
-    return {"encoder": [model.encoder, model.encoder_projector], "decoder": [model.decoder],
-            "joint": [model.joint], "prompt": [model.prompt_projector]}[name]
+    """The modules of a part (none: "prompt" of an English-only model)."""
+    names = {"encoder": ("encoder", "encoder_projector"), "decoder": ("decoder",), "joint": ("joint",),
+             "prompt": ("prompt_projector",)}[name]
+    return [m for m in (getattr(model, n, None) for n in names) if m is not None]
 
 
 def parse_lr_scale(spec: str | None) -> dict[str, float]:
@@ -145,8 +147,8 @@ def param_groups(model: torch.nn.Module, spec: str | None) -> list[dict]:
 def freeze(model: torch.nn.Module, spec: str | None) -> list[str]:
     """Freeze parts of the network, a comma-separated list of: "subsampling", "encoder", K (the
     subsampling and the bottom K conformer layers), "decoder" (the prediction network: on a small text
-    set it memorises the sentences' word order and forgets the language at large). Returns the frozen
-    module names."""
+    set it memorises the sentences' word order and forgets the language at large), "joint", "prompt"
+    (the language prompt's projection). Returns the frozen module names."""
     if not spec:
         return []
     enc = model.encoder
@@ -157,14 +159,14 @@ def freeze(model: torch.nn.Module, spec: str | None) -> list[str]:
             parts.append(("encoder.subsampling", enc.subsampling))
         elif item == "encoder":
             parts.append(("encoder", enc))
-        elif item == "decoder":
-            parts.append(("decoder", model.decoder))
+        elif item in ("decoder", "joint", "prompt"):
+            parts += [(item, m) for m in _part(model, item)]
         elif item.isdigit() and 0 <= int(item) <= n_layers:
             parts += [("encoder.subsampling", enc.subsampling)]
             parts += [(f"encoder.layers.{i}", enc.layers[i]) for i in range(int(item))]
         else:
             raise OnePassError(f"--freeze {spec!r}: use a comma-separated list of 'subsampling', 'encoder', "
-                               f"'decoder' and a number of bottom layers 0..{n_layers}")
+                               f"'decoder', 'joint', 'prompt' and a number of bottom layers 0..{n_layers}")
     names: list[str] = []
     for name, module in parts:
         module.requires_grad_(False)
