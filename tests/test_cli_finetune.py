@@ -171,7 +171,8 @@ def test_frozen_layers_do_not_move_and_the_loss_falls(tmp_path):
 
 
 def test_freeze_joint_trains_the_prediction_network_alone(tmp_path):
-    """--freeze encoder,joint,prompt: one step moves the prediction network's weights and nothing else."""
+    """--freeze encoder,joint,prompt: one step moves the prediction network and nothing of the encoder, the joint
+    or the prompt (the encoder's output projection is not part of "encoder" for --freeze)."""
     from onepass.training import AugmentSettings, FinetuneSettings, OptimSettings, finetune
 
     rows = [json.loads(x) for x in _manifests(tmp_path)[0].read_text().splitlines()][1:3]
@@ -179,7 +180,8 @@ def test_freeze_joint_trains_the_prediction_network_alone(tmp_path):
     train.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     s = FinetuneSettings(model="demo", train=str(train), out=str(tmp_path / "out"), steps=1, threads=1,
                          freeze="encoder,joint,prompt", progress=False, checkpoint_every=0, log_every=1,
-                         optim=OptimSettings(lr=1e-3, warmup_steps=1), augment=AugmentSettings(freq_masks=0, time_masks=0))
+                         optim=OptimSettings(lr=1e-3, warmup_steps=1),
+                         augment=AugmentSettings(freq_masks=0, time_masks=0))
     lines: list[str] = []
     finetune(s, say=lines.append)
     assert any("frozen: encoder, joint, prompt" in x for x in lines), lines
