@@ -260,6 +260,7 @@ def test_user_errors(tmp_path, capsys):
              (["--freeze", "99"], "--freeze"),
              (["--freq-warp", "0.7"], "--freq-warp"),
              (["--anchor", "-1"], "--anchor"),
+             (["--distill", "-1"], "--distill"),
              (["--anchor", "5000", "--lr", "1e-3"], "below 1 / --lr"),
              (["--pred-input-drop", "1"], "--pred-input-drop"),
              (["--lr-scale", "encoder=0"], "--lr-scale"),

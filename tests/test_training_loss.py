@@ -87,3 +87,44 @@ def test_frames_past_the_lengths_are_ignored():
     padded = torch.cat([logits, torch.randn(2, 3, 4, 5, generator=g)], dim=1)  # extra frames past the lengths
     b = rnnt_loss(padded, targets, torch.tensor([6, 4]), torch.tensor([3, 2]), 4)
     assert torch.allclose(a, b)
+
+
+def _lattice(logits, targets, blank):
+    logp = logits.float().log_softmax(-1)
+    B, T, U1, V = logp.shape
+    idx = targets[:, None, :, None].expand(B, T, U1 - 1, 1)
+    return logp[..., blank], logp[:, :, : U1 - 1].gather(-1, idx).squeeze(-1), logp
+
+
+def test_collapsed_kl_against_each_node_by_hand():
+    """collapsed_kl: per utterance the mean over its nodes (t < frames, u <= labels) of KL between the
+    teacher's and the model's {blank, next label, rest} probabilities ({blank, rest} on the last label row),
+    summed by hand in float64 from the full log-softmax; zero for the same lattice; padding ignored."""
+    from onepass.training.loss import collapsed_kl
+
+    g = torch.Generator().manual_seed(0)
+    B, T, U, V, blank = 3, 6, 4, 9, 8
+    targets = torch.randint(0, V - 1, (B, U), generator=g)
+    frames, labels = torch.tensor([6, 4, 1]), torch.tensor([4, 2, 0])
+    tb, te, tlp = _lattice(torch.randn(B, T, U + 1, V, generator=g) * 3, targets, blank)
+    sb, se, slp = _lattice(torch.randn(B, T, U + 1, V, generator=g) * 3, targets, blank)
+    kl = collapsed_kl(tb, te, sb, se, frames, labels)
+    for b in range(B):
+        total, n = 0.0, 0
+        for t in range(int(frames[b])):
+            for u in range(int(labels[b]) + 1):
+                q, p = tlp[b, t, u].double().exp(), slp[b, t, u].double().exp()
+                picks = [blank] + ([int(targets[b, u])] if u < labels[b] else [])
+                qs = [float(q[k]) for k in picks]
+                ps = [float(p[k]) for k in picks]
+                qs.append(1 - sum(qs))
+                ps.append(1 - sum(ps))
+                total += sum(a * math.log(a / c) for a, c in zip(qs, ps) if a > 0)
+                n += 1
+        assert float(kl[b]) == pytest.approx(total / n, rel=1e-4, abs=1e-6)  # float32 against float64
+    assert torch.all(kl > 0)
+    assert torch.allclose(collapsed_kl(tb, te, tb, te, frames, labels), torch.zeros(B), atol=1e-6)
+    sb2, se2 = sb.clone(), se.clone()
+    sb2[1, 4:] = 0.0  # outside utterance 1's frames
+    se2[2, :, 0] = 0.0  # utterance 2 has no labels
+    assert torch.equal(collapsed_kl(tb, te, sb2, se2, frames, labels), kl)

@@ -43,3 +43,44 @@ def test_dropout_changes_the_training_loss_only_and_its_state_replays_it():
         again = RNNTObjective(pred_input_drop=0.5, seed=9)
         again.load_state_dict(state)  # a resumed run draws what the interrupted one would have
         assert float(again(model, batch, 13, 0).loss) == first
+
+
+def test_distillation_holds_what_the_starting_model_knows_and_skips_what_it_does_not():
+    """Distillation: zero while the model equals its starting copy; only utterances the starting model
+    explains (here: its own transcript of a sample, kept; random labels, not) count; grows when the model
+    moves; training mode only."""
+    import copy
+
+    from tokenizers import Tokenizer
+
+    import onepass
+    from onepass.audio import load_for_model
+    from onepass.training.network import load_trainable
+    from onepass.training.objective import Distillation
+
+    trainable = load_trainable("demo")
+    model = trainable.model
+    sample = trainable.source.parent / "samples" / "en-US.wav"
+    audio, _ = load_for_model(str(sample))
+    fe = trainable.processor.feature_extractor(audio, sampling_rate=16000, return_tensors="pt")
+    feats = fe["input_features"][0, : int(fe["attention_mask"][0].sum())]
+    text = onepass.load_model("demo").transcribe(audio, 16000, language="en-US").text
+    known = Tokenizer.from_file(str(trainable.source / "tokenizer.json")).encode(text, add_special_tokens=False).ids
+    noise = torch.randint(5, 600, (len(known),), generator=torch.Generator().manual_seed(0)).tolist()
+    batch = collate([feats, feats], [known, noise], [0, 0])
+
+    plain, distilling = RNNTObjective(), RNNTObjective(distill=Distillation(copy.deepcopy(model), 1.0))
+    model.train()
+    with torch.no_grad():
+        ref = plain(model, batch, 13, 0)
+        out = distilling(model, batch, 13, 0)
+        assert out.metrics["distilled"] == 0.5  # the sample's own transcript, not the random labels
+        assert abs(out.metrics["distill"]) < 1e-5 and float(out.loss) == pytest.approx(float(ref.loss), abs=1e-5)
+        for p in model.joint.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(1)))
+        moved = distilling(model, batch, 13, 0)
+        assert moved.metrics["distill"] > 1e-3
+        assert float(moved.loss) == pytest.approx(float(plain(model, batch, 13, 0).loss) + moved.metrics["distill"],
+                                                  rel=1e-5)
+        model.eval()
+        assert "distill" not in distilling(model, batch, 13, 0).metrics

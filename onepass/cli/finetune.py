@@ -45,6 +45,10 @@ def add_parser(sub) -> None:
     g.add_argument("--pred-input-drop", type=float, default=0.0, metavar="P",
                    help="replace each history token of the prediction network by the start symbol with probability "
                         "P, so a small domain's word order does not become a language model (e.g. 0.1; default: off)")
+    g.add_argument("--distill", type=float, default=0.0, metavar="W",
+                   help="add W x the divergence of the model's blank / next-label probabilities from the starting "
+                        "model's on the lines that model already gets right (a frozen copy; replay lines of its own "
+                        "data are held to what it predicted there; e.g. 1; default: off)")
     g.add_argument("--freeze", help="keep parts fixed, comma-separated: 'subsampling', 'encoder', K (the "
                                     "subsampling and the bottom K layers), 'decoder' (the prediction network), "
                                     "'joint', 'prompt' (the language prompt's projection)")
@@ -93,6 +97,8 @@ def settings_from(args: argparse.Namespace):
         raise OnePassError(f"--freq-warp must be in [0, 0.5), got {args.freq_warp}")
     if args.anchor < 0 or args.anchor * args.lr >= 1.0:
         raise OnePassError(f"--anchor must be >= 0 and below 1 / --lr ({1 / args.lr:g}), got {args.anchor}")
+    if not 0.0 <= args.distill <= 100.0:
+        raise OnePassError(f"--distill must be in [0, 100], got {args.distill}")
     if not 0.0 <= args.pred_input_drop < 1.0:
         raise OnePassError(f"--pred-input-drop must be in [0, 1), got {args.pred_input_drop}")
     parse_lr_scale(args.lr_scale)  # a bad spec fails before anything is read
@@ -104,7 +110,7 @@ def settings_from(args: argparse.Namespace):
         device=args.device, precision=args.precision, seed=args.seed, threads=args.threads,
         validate_every=args.validate_every,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every, ema_decay=args.ema,
-        pred_input_drop=args.pred_input_drop, val_chunk_ms=tuple(args.val_chunk_ms or ()), resume=args.resume,
+        pred_input_drop=args.pred_input_drop, distill=args.distill, val_chunk_ms=tuple(args.val_chunk_ms or ()), resume=args.resume,
         progress=not args.no_progress and sys.stderr.isatty(),
         optim=OptimSettings(lr=args.lr, schedule=args.schedule, warmup_steps=args.warmup_steps,
                             weight_decay=args.weight_decay, anchor=args.anchor),

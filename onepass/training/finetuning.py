@@ -3,6 +3,7 @@ the pieces of this package)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -19,7 +20,7 @@ from .data import BucketedBatches, Example, Examples
 from .loop import Hooks, LoopResult, LoopSettings, Trainer
 from .manifest import Problem, Utterance, read_training_manifest
 from .network import HF_FILES, Trainable, add_language, freeze, load_trainable, param_groups, save_hf
-from .objective import RNNTObjective
+from .objective import Distillation, RNNTObjective
 from .schedule import lr_at
 from .settings import FinetuneSettings
 from .text import NORMALIZER, coverage
@@ -239,7 +240,10 @@ def finetune(s: FinetuneSettings, say: Callable[[str], None] = print) -> Finetun
                         fixed_embedding_rows=(trainable.blank,), anchor=o.anchor)
     out.mkdir(parents=True, exist_ok=True)
     hooks = _Hooks(trainable, out, validator, say)
-    trainer = Trainer(trainable.model, RNNTObjective(s.max_joint_elements, s.pred_input_drop, s.seed), batches, opt,
+    # the teacher is the starting model: copied before a resumed run's weights are loaded
+    distill = Distillation(copy.deepcopy(trainable.model), s.distill) if s.distill > 0 else None
+    objective = RNNTObjective(s.max_joint_elements, s.pred_input_drop, s.seed, distill)
+    trainer = Trainer(trainable.model, objective, batches, opt,
                       lambda step, p: lr_at(step, total, o, p), loop, state_path, hooks, out / "log.jsonl", device)
     (out / "skipped.txt").write_text("".join(f"{p}\n" for p in skipped), encoding="utf-8")
     before = None

@@ -81,6 +81,32 @@ def rnnt_nll(blank_lp: torch.Tensor, emit_lp: torch.Tensor, frame_lengths: torch
     return -(stacked[b, t_last, u_last] + blank_lp[b, t_last, u_last])
 
 
+def collapsed_kl(teacher_blank: torch.Tensor, teacher_emit: torch.Tensor, blank_lp: torch.Tensor,
+                 emit_lp: torch.Tensor, frame_lengths: torch.Tensor, label_lengths: torch.Tensor) -> torch.Tensor:
+    """Per-utterance [B] mean over the lattice nodes (t < frames, u <= labels) of KL(teacher || model) between
+    the distributions over {blank, the next label, any other label} (on the last label row: {blank, other}),
+    from the two lattice log-prob tensors of each (``lattice_log_probs``): the collapsed distillation of
+    RNN-T lattices, which needs no vocabulary-sized tensor."""
+    B, T, U1 = blank_lp.shape
+    pad = emit_lp.new_full((B, T, 1), float("-inf"))
+    t = torch.arange(T, device=blank_lp.device)[None, :, None]
+    u = torch.arange(U1, device=blank_lp.device)[None, None, :]
+    node = (t < frame_lengths.long()[:, None, None]) & (u <= label_lengths.long()[:, None, None])
+    nxt = u < label_lengths.long()[:, None, None]  # a next label exists
+
+    def three(b: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        e = torch.cat([e.float(), pad], dim=2).masked_fill(~nxt, float("-inf"))
+        b = b.float()
+        both = torch.logaddexp(b, e).clamp(max=-1e-6)  # the rest: log(1 - p_blank - p_next), kept finite
+        rest = torch.where(both > -0.693, torch.log(-torch.expm1(both)), torch.log1p(-torch.exp(both)))
+        return torch.stack([b, e, rest], dim=-1)  # [B, T, U+1, 3]
+
+    q, p = three(teacher_blank, teacher_emit), three(blank_lp, emit_lp)
+    terms = torch.where(q > float("-inf"), q.exp() * (q - p), q.new_zeros(()))
+    kl = terms.sum(-1).masked_fill(~node, 0.0)
+    return kl.sum((1, 2)) / node.sum((1, 2)).clamp(min=1)
+
+
 def rnnt_loss(logits: torch.Tensor, targets: torch.Tensor, frame_lengths: torch.Tensor,
               label_lengths: torch.Tensor, blank: int) -> torch.Tensor:
     """Per-utterance NLL [B] from full logits [B, T, U+1, V] (small models and tests; training uses
