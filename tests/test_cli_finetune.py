@@ -144,12 +144,18 @@ def test_ctrl_c_saves_and_resume_picks_up_there(tmp_path, monkeypatch, capsys):
     assert torch.load(out / "state.pt", weights_only=False)["step"] == 2
 
 
+def _two_clips(tmp_path: Path) -> Path:
+    """A training manifest of two clips of the test set (one batch)."""
+    rows = [json.loads(x) for x in _manifests(tmp_path)[0].read_text().splitlines()][1:3]
+    train = tmp_path / "two.jsonl"
+    train.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return train
+
+
 def test_frozen_layers_do_not_move_and_the_loss_falls(tmp_path):
     from onepass.training import AugmentSettings, FinetuneSettings, OptimSettings, finetune
 
-    rows = [json.loads(x) for x in _manifests(tmp_path)[0].read_text().splitlines()][1:3]  # two clips, one batch
-    train = tmp_path / "two.jsonl"
-    train.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    train = _two_clips(tmp_path)
     s = FinetuneSettings(model="demo", train=str(train), out=str(tmp_path / "out"), steps=8, language=NEW,
                          freeze="2,decoder", threads=1, progress=False, checkpoint_every=0, log_every=1,
                          optim=OptimSettings(lr=3e-3, warmup_steps=1),
@@ -175,9 +181,7 @@ def test_freeze_joint_trains_the_prediction_network_alone(tmp_path):
     or the prompt (the encoder's output projection is not part of "encoder" for --freeze)."""
     from onepass.training import AugmentSettings, FinetuneSettings, OptimSettings, finetune
 
-    rows = [json.loads(x) for x in _manifests(tmp_path)[0].read_text().splitlines()][1:3]
-    train = tmp_path / "two.jsonl"
-    train.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    train = _two_clips(tmp_path)
     s = FinetuneSettings(model="demo", train=str(train), out=str(tmp_path / "out"), steps=1, threads=1,
                          freeze="encoder,joint,prompt", progress=False, checkpoint_every=0, log_every=1,
                          optim=OptimSettings(lr=1e-3, warmup_steps=1),
@@ -195,9 +199,7 @@ def test_anchor_pulls_each_step_back_toward_the_starting_weights(tmp_path):
     ends, in every tensor (same seed, same batch, same gradients)."""
     from onepass.training import AugmentSettings, FinetuneSettings, OptimSettings, finetune
 
-    rows = [json.loads(x) for x in _manifests(tmp_path)[0].read_text().splitlines()][1:3]
-    train = tmp_path / "two.jsonl"
-    train.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    train = _two_clips(tmp_path)
     tuned = {}
     for anchor in (0.0, 200.0):
         out = tmp_path / f"out{anchor:g}"
@@ -227,9 +229,7 @@ def test_lr_scale_scales_each_parts_first_step(tmp_path):
     other part's the same as without it (same seed, batch and gradients)."""
     from onepass.training import AugmentSettings, FinetuneSettings, OptimSettings, finetune
 
-    rows = [json.loads(x) for x in _manifests(tmp_path)[0].read_text().splitlines()][1:3]
-    train = tmp_path / "two.jsonl"
-    train.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    train = _two_clips(tmp_path)
     tuned = {}
     for spec in (None, "encoder=0.5, joint=2"):
         out = tmp_path / ("scaled" if spec else "plain")
