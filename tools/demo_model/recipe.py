@@ -1,15 +1,16 @@
-"""Reproduce the shipped demo model (onepass/assets/demo, run31's weight average) in one command.
+"""Reproduce the shipped demo model (onepass/assets/demo, avg32: the mean of run31's and run32's weight
+averages) in one command.
 
     python -m tools.demo_model.recipe --work /path/DIR [--dry-run] [--list]
         [--from-stage NAME] [--until-stage NAME] [--device cuda]
 
-Runs the sixteen training stages of docs/history/demo-model-training-log.md in order (run13 from scratch
-... run17 grown to 8 layers ... run24 ... run27-run31, the long-form fine-tunes), as subprocesses of the
-tools/demo_model modules (make_corpus, rebuild_spm, train, export, eval_all.sh, eval_table) with the log's
-arguments, then a final stage "demo":
-run31's weight average exported to WORK/demo (an HF directory, the same files as onepass/assets/demo)
-and the held-out evaluation of the model card (eval_all.sh; the table is written to
-WORK/eval_run31/table.md). Nothing is written outside WORK: where the log started a stage from the
+Runs the seventeen training stages of docs/history/demo-model-training-log.md in order (run13 from
+scratch ... run17 grown to 8 layers ... run24 ... run27-run32, the long-form fine-tunes) and one averaging
+stage (avg32: the mean of run31's and run32's weights), as subprocesses of the tools/demo_model modules
+(make_corpus, rebuild_spm, train, average, export, eval_all.sh, eval_table) with the log's arguments, then
+a final stage "demo": avg32 exported to WORK/demo (an HF directory, the same files as
+onepass/assets/demo) and the held-out evaluation of the model card (eval_all.sh; the table is written to
+WORK/eval_avg32/table.md). Nothing is written outside WORK: where the log started a stage from the
 shipped directory, the recipe starts it from the previous stage's export in WORK/<corpus>/<run>/export.
 
 Each corpus is made once, into WORK/<corpus> (demo_corpus3 ... demo_corpus9, heldout), when the first
@@ -19,11 +20,11 @@ A failed command stops the recipe with one line on stderr and exit status 1. ``-
 commands that would run (shell-quoted, from the repository root) and runs nothing; ``--list`` prints the
 stages.
 
-Time on 2 CPU cores, from the log: about 25 hours. Training is wall-clock bound (each stage's cosine
-schedule is squeezed into its --deadline-min): 1,452 minutes (run13 82 as logged: 3,000 steps in about
-20 minutes, then up to 64 more; run14-run31 their deadlines, 85 + 100 + 118 + 120 + 66 + 115 + 108 + 105 +
-115 + 110 + 95 + 85 + 38 + 55 + 55 = 1,370), plus the corpora, 37 minutes (100 s, 6, 7, 6, ~6 (corpus7 was not timed), 4 minutes
-16 s and about 6 for corpus9), plus the evaluation, 11 minutes: 1,500 minutes; add a feature pass of about 2.5 minutes
+Time on 2 CPU cores, from the log: about 26 hours. Training is wall-clock bound (each stage's cosine
+schedule is squeezed into its --deadline-min): 1,510 minutes (run13 82 as logged: 3,000 steps in about
+20 minutes, then up to 64 more; run14-run32 their deadlines, 85 + 100 + 118 + 120 + 66 + 115 + 108 + 105 +
+115 + 110 + 95 + 85 + 38 + 55 + 55 + 58 = 1,428), plus the corpora, 37 minutes (100 s, 6, 7, 6, ~6 (corpus7
+was not timed), 4 minutes 16 s and about 6 for corpus9), plus the evaluation, 11 minutes: 1,558 minutes; add a feature pass of about 2.5 minutes
 before each run's clock starts and a minute per export.
 
 ``--device cuda`` passes ``--device cuda`` to every train command (train.py supports it: the model and
@@ -81,12 +82,14 @@ class Stage:
     corpus: str  # a CORPORA name: the training clips
     config: str | None  # a config file in tools/demo_model; None to resume (the run's own config.json)
     init: str  # "scratch"; "resume" (the previous stage's run folder, the same one); "ckpt" (the previous
-    # stage's ckpt.pt); "hf" (the previous stage's exported HF directory, tokenizer rebuilt first)
+    # stage's ckpt.pt); "hf" (the previous stage's exported HF directory, tokenizer rebuilt first);
+    # "average": no training, the mean of the weights of the stages named in ``average`` (average.py)
     minutes: int  # --deadline-min
     weights: str = "hf_last"  # what an export of this run ships: hf_last or hf_ema (the weight average)
     max_steps: int | None = None
     total_steps: int | None = None
     lazy: bool = False  # --lazy-features: log-mels computed per batch (long-form examples are built per batch)
+    average: tuple[str, ...] = ()  # init "average": the earlier stages whose shipped weights are averaged
 
 
 STAGES = (
@@ -115,6 +118,9 @@ STAGES = (
     Stage("run30", "run30", "demo_corpus9", "demo_config_longform6.json", "hf", 55, weights="hf_ema", lazy=True),
     # run31: 75 % long-form batches, more of them at 1120 ms (2,553 steps on a machine shared for its first 25 min)
     Stage("run31", "run31", "demo_corpus9", "demo_config_longform7.json", "hf", 55, weights="hf_ema", lazy=True),
+    # run32: the same, seed 7, 4,804 steps; shipped as avg32, the mean of run31's and run32's weight averages
+    Stage("run32", "run32", "demo_corpus9", "demo_config_longform8.json", "hf", 58, weights="hf_ema", lazy=True),
+    Stage("avg32", "avg32", "demo_corpus9", None, "average", 0, weights="hf_ema", average=("run31", "run32")),
 )
 
 
@@ -158,10 +164,21 @@ def make_corpus(work: Path, name: str) -> Command:
 def plan(work: Path, device: str = "cpu") -> list[Step]:
     """Every stage's commands, in order, the final export and evaluation last."""
     steps = []
+    by_name = {s.name: s for s in STAGES}
     for i, stage in enumerate(STAGES):
         prev = STAGES[i - 1] if i else None
         out = run_dir(work, stage)
         commands = []
+        if stage.init == "average":
+            sources = [by_name[n] for n in stage.average]
+            commands.append(module("average", "--out", out / stage.weights,
+                                   *(run_dir(work, s) / s.weights for s in sources)))
+            corpora: tuple[str, ...] = ()
+            if i + 1 < len(STAGES) and STAGES[i + 1].init == "hf":
+                commands.append(export(work, stage, export_dir(work, stage)))
+                corpora = (HELDOUT,)
+            steps.append(Step(stage.name, corpora, tuple(commands)))
+            continue
         train = ["--corpus", work / stage.corpus, "--out", out]
         if stage.config:
             train += ["--config", f"{TOOLS}/{stage.config}"]
@@ -214,6 +231,9 @@ def run_command(command: Command) -> int:
 def list_stages() -> None:
     for i, s in enumerate(STAGES):
         prev = STAGES[i - 1].run if i else ""
+        if s.init == "average":
+            print(f"{s.name:7} {s.corpus:13} {'-':24} {'mean of ' + ', '.join(s.average):17} (no training)")
+            continue
         init = {"scratch": "from scratch", "resume": f"resume {s.run}", "ckpt": f"ckpt.pt of {prev}",
                 "hf": f"export of {prev}"}[s.init]
         limit = f", to step {s.max_steps or s.total_steps}" if s.max_steps or s.total_steps else ""
