@@ -148,7 +148,7 @@ def main() -> None:
     rows = [json.loads(x) for x in Path(args.manifest).read_text(encoding="utf-8").splitlines() if x.strip()]
     if args.right_alone and not args.alone_predictions:
         ap.error("--right-alone needs --alone-predictions")
-    streams = make_streams(rows, args.streams, args.per_stream, args.seed, args.pause_max)
+    streams = [] if args.right_alone else make_streams(rows, args.streams, args.per_stream, args.seed, args.pause_max)
     asr = onepass.load_model(args.model, backend=args.backend)
     for c in args.chunk_ms:
         if args.right_alone:

@@ -24,8 +24,8 @@ Time on 2 CPU cores, from the log: about 26 hours. Training is wall-clock bound 
 schedule is squeezed into its --deadline-min): 1,510 minutes (run13 82 as logged: 3,000 steps in about
 20 minutes, then up to 64 more; run14-run32 their deadlines, 85 + 100 + 118 + 120 + 66 + 115 + 108 + 105 +
 115 + 110 + 95 + 85 + 38 + 55 + 55 + 58 = 1,428), plus the corpora, 37 minutes (100 s, 6, 7, 6, ~6 (corpus7
-was not timed), 4 minutes 16 s and about 6 for corpus9), plus the evaluation, 11 minutes: 1,558 minutes; add a feature pass of about 2.5 minutes
-before each run's clock starts and a minute per export.
+was not timed), 4 minutes 16 s and about 6 for corpus9), plus the evaluation, 11 minutes: 1,558 minutes;
+add a feature pass of about 2.5 minutes before each run's clock starts and a minute per export.
 
 ``--device cuda`` passes ``--device cuda`` to every train command (train.py supports it: the model and
 losses on the GPU, batches and random draws on the CPU). It has never been run on a GPU; as the
