@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 
 def load_model(source, device="cpu", dtype="float32", backend="torch", onnx_dir=None, quantize="none",
-               threads=None, prepack=None, decoder_dtype=None, tf32=False):
+               threads=None, prepack=None, decoder_dtype=None, tf32=False, beam=1):
     """Load a Nemotron streaming ASR model (see ``onepass.checkpoints.load_model``).
     ``backend="onnxruntime"`` runs the encoder in ONNX Runtime (``onepass.onnx.to_onnxruntime``:
     ``onnx_dir`` from ``onepass export``, else exported with ``quantize`` none/int8/int4 once into
@@ -22,7 +22,9 @@ def load_model(source, device="cpu", dtype="float32", backend="torch", onnx_dir=
     ``prepack`` (torch backend; default on for float32 on the CPU): oneDNN-prepacked weights.
     ``decoder_dtype``: the prediction net's and joint's dtype (default: float32 next to a 16-bit
     ``dtype``, else ``dtype``). ``tf32``: on CUDA, let float32 matrix products and convolutions use
-    TF32 (faster, not bit-exact; off by default)."""
+    TF32 (faster, not bit-exact; off by default). ``beam``: hypotheses per stream; 1 (the default) is
+    greedy decoding, NeMo's, token for token; more is beam search (``onepass.decoding.beam``: slower,
+    often more accurate, and what makes hotwords work best; docs/hotwords.md)."""
     from .checkpoints import load_model as _load
 
     backend = resolve_backend(backend, device, dtype, quantize, onnx_dir)
@@ -31,7 +33,11 @@ def load_model(source, device="cpu", dtype="float32", backend="torch", onnx_dir=
     if backend == "onnxruntime":
         from .onnx import to_onnxruntime
 
-        return to_onnxruntime(asr, onnx_dir=onnx_dir, quantize=quantize, threads=threads, release=True)
+        asr = to_onnxruntime(asr, onnx_dir=onnx_dir, quantize=quantize, threads=threads, release=True)
+    if beam != 1:
+        from dataclasses import replace
+
+        asr.configure_step(replace(asr.model_step.config, beam=beam))
     return asr
 
 

@@ -80,7 +80,7 @@ class Recognizer:
     def hotwords(self, hotwords, boost: float | None = None) -> CompiledPhrases | None:
         """Phrases -> their prefix tree over this model's pieces (None for none); OnePassError past a limit."""
         settings = hotword_settings(hotwords, boost)
-        return compile_phrases(self.tokenizer, settings) if settings else None
+        return compile_phrases(self.tokenizer, settings, self.model_step.config.beam) if settings else None
 
     def transcribe_batch(self, audios: list[np.ndarray], *, language: str | list[str | None] | None = None,
                          chunk_ms: int | None = None, hotwords=None,
@@ -121,7 +121,7 @@ class Recognizer:
         """Open a push-style streaming session (see ``onepass.streaming.StreamingSession``).
         ``hotwords``: phrases to boost (names, product words; a phrase may span words), as strings
         or ``Phrase(text, boost)``; ``hotword_boost``: the bonus of those without their own
-        (``onepass.decoding.phrases.DEFAULT_BOOST``)."""
+        (``onepass.decoding.phrases.default_boost``: lower under beam search)."""
         from .streaming import StreamingSession
 
         return StreamingSession(self, language=language, chunk_ms=chunk_ms, hotwords=hotwords,

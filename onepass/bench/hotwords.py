@@ -1,14 +1,15 @@
 """Phrase boosting measured: accuracy on held-out clips, and what it costs the step.
 
     python -m onepass.bench.hotwords [--manifest /work/heldout/test.jsonl] [--model demo]
-        [--sizes 10 100] [--boost 3] [--depth-scaling 0.5] [--streams 1 16 64] [--json out.json]
+        [--sizes 10 100] [--boost 3] [--depth-scaling 0.5] [--beams 1 4] [--streams 1 16 64] [--json out.json]
 
 Accuracy: each utterance gets its own list: its ``--own`` rarest words (by frequency in the
 held-out texts of its language; words of three letters or more) plus distractors, words of the
 same language's held-out texts that the utterance does not contain, up to the list size.
 Reported with and without boosting: recall of the listed own words (``min(ref, hyp)``
 occurrences), WER, and insertions of distractors (hypothesis occurrences; the reference has none)
-per 100 utterances. Offline transcription, the language given.
+per 100 utterances. Offline transcription, the language given; greedy decoding (beam 1) and beam
+search (``--beams``).
 
 Cost: N streams of the en-US sample through one engine at ``--chunk-ms``, each with a list of
 100 phrases or none; the mean step time over a whole run, interleaved runs, the median of
@@ -199,27 +200,35 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--decoder-streams", type=int, nargs="*", default=[],
                     help="also time the decoders alone at real size (13088 labels) for these stream counts")
     ap.add_argument("--decoder-frames", type=int, default=2, help="encoder frames per decoding call (2: 160 ms)")
+    ap.add_argument("--beams", type=int, nargs="+", default=[1, 4],
+                    help="decodings to measure: 1 = greedy, K > 1 = beam search of K (default: 1 4)")
     ap.add_argument("--accuracy", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     import onepass
 
+    from ..step import StepConfig
+
     asr = onepass.load_model(args.model)
     entries = read_manifest(args.manifest)[:args.limit]
     result = {"utterances": len(entries), "boost": args.boost, "depth_scaling": args.depth_scaling, "own": args.own}
     if args.accuracy:
-        acc = accuracy(asr, entries, args.sizes, args.own, args.boost, args.batch, args.seed, args.depth_scaling)
-        result["accuracy"] = acc
+        result["accuracy"] = {}
         print(f"{len(entries)} utterances, own words per list: {args.own}, boost: {args.boost or 'default'}, "
               f"depth scaling: {args.depth_scaling:g}")
-        print("| list size | boosting | listed-word recall | listed-word errors | WER "
+        print("| decoding | list size | boosting | listed-word recall | listed-word errors | WER "
               "| distractor insertions / 100 utt |")
-        print("|---|---|---|---|---|---|")
-        for size in args.sizes:
-            for name, label in (("none", "off"), (str(size), "on")):
-                s = acc[name][size]
-                print(f"| {size} | {label} | {s['recall']:.1%} | {1 - s['recall']:.1%} | {s['wer']:.1%} | "
-                      f"{s['distractor_insertions_per_100']:.2f} |")
+        print("|---|---|---|---|---|---|---|")
+        for beam in args.beams:
+            asr.configure_step(StepConfig(beam=beam))
+            acc = accuracy(asr, entries, args.sizes, args.own, args.boost, args.batch, args.seed, args.depth_scaling)
+            result["accuracy"][f"beam{beam}"] = acc
+            name = "greedy" if beam == 1 else f"beam {beam}"
+            for size in args.sizes:
+                for run, label in (("none", "off"), (str(size), "on")):
+                    sc = acc[run][size]
+                    print(f"| {name} | {size} | {label} | {sc['recall']:.1%} | {1 - sc['recall']:.1%} | "
+                          f"{sc['wer']:.1%} | {sc['distractor_insertions_per_100']:.2f} |")
     if args.decoder_streams:
         rows = decoder_cost(args.decoder_streams, args.decoder_frames, args.reps, args.seed)
         result["decoder_time"] = rows
@@ -233,13 +242,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.streams:
         pool = sorted({w for e in entries for w in normalize(e.text).split() if e.lang == "en-US"})
         phrases = random.Random(args.seed).sample(pool, min(100, len(pool)))
-        rows = cost(asr, args.streams, phrases, args.chunk_ms, args.reps)
-        result["step_time"] = rows
-        print(f"\nstep time, {args.chunk_ms} ms chunks, 100 phrases per stream vs none (median of {args.reps})")
-        print("| streams | without phrases | with phrases | overhead |")
-        print("|---|---|---|---|")
-        for r in rows:
-            print(f"| {r['streams']} | {r['plain_ms']:.1f} ms | {r['boosted_ms']:.1f} ms | {r['overhead']:+.1%} |")
+        result["step_time"] = {}
+        for beam in args.beams:
+            asr.configure_step(StepConfig(beam=beam))
+            rows = cost(asr, args.streams, phrases, args.chunk_ms, args.reps)
+            result["step_time"][f"beam{beam}"] = rows
+            print(f"\nstep time, {'greedy' if beam == 1 else f'beam {beam}'}, {args.chunk_ms} ms chunks, "
+                  f"100 phrases per stream vs none (median of {args.reps})")
+            print("| streams | without phrases | with phrases | overhead |")
+            print("|---|---|---|---|")
+            for r in rows:
+                print(f"| {r['streams']} | {r['plain_ms']:.1f} ms | {r['boosted_ms']:.1f} ms | {r['overhead']:+.1%} |")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1), encoding="utf-8")
     return 0

@@ -31,6 +31,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help="with --backend onnxruntime: files from `onepass export` (default: the export cache)")
     p.add_argument("--quantize", default="none", choices=["none", "int8", "int4"],
                    help="with --backend onnxruntime and no --onnx-dir: encoder weight format (default: %(default)s)")
+    p.add_argument("--beam", type=int, default=1, metavar="K",
+                   help="hypotheses per stream: 1 = greedy decoding, NeMo's, token for token (default); 2 to 16 = "
+                        "beam search (slower; more accurate, hotwords above all; no CUDA graphs)")
 
 
 def load(args: argparse.Namespace):
@@ -38,7 +41,8 @@ def load(args: argparse.Namespace):
 
     return load_model(args.model, device=args.device, dtype=args.dtype, backend=getattr(args, "backend", "torch"),
                       onnx_dir=getattr(args, "onnx_dir", None), quantize=getattr(args, "quantize", "none"),
-                      decoder_dtype=getattr(args, "decoder_dtype", None), tf32=getattr(args, "tf32", False))
+                      decoder_dtype=getattr(args, "decoder_dtype", None), tf32=getattr(args, "tf32", False),
+                      beam=getattr(args, "beam", 1))
 
 
 def report_bug(exc: BaseException, debug: bool, context: str = "") -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..decoding.phrases import (DEFAULT_BOOST, HotwordSettings, Phrase, hotword_settings, parse_phrase,
-                                read_hotwords_file)
+from ..decoding.phrases import (BEAM_BOOST, DEFAULT_BOOST, DEPTH_SCALING, HotwordSettings, Phrase,
+                                hotword_settings, parse_phrase, read_hotwords_file)
 
 
 def add_hotword_options(p: argparse.ArgumentParser, server: bool = False) -> None:
@@ -17,8 +17,8 @@ def add_hotword_options(p: argparse.ArgumentParser, server: bool = False) -> Non
     p.add_argument("--hotwords-file", default=None, metavar="FILE",
                    help=f"phrases to boost in {who}: one per line, optionally 'phrase:boost'")
     p.add_argument("--hotword-boost", type=float, default=None, metavar="X",
-                   help="bonus of a phrase's first piece, in logits (later pieces get twice it; "
-                        f"default: {DEFAULT_BOOST:g})")
+                   help=f"bonus of a phrase's first piece, in logits (later pieces get {DEPTH_SCALING:g} times it; "
+                        f"default: {DEFAULT_BOOST:g}, with --beam above 1: {BEAM_BOOST:g})")
 
 
 def phrases_from_args(args: argparse.Namespace) -> list[Phrase]:

@@ -12,14 +12,14 @@ from .hotwords import add_hotword_options, hotwords_from_args
 
 
 def step_config(args: argparse.Namespace):
-    """The model step's settings from --device and --cuda-graphs."""
+    """The model step's settings from --device, --cuda-graphs and --beam."""
     from ..step import StepConfig
 
     cuda = str(args.device).startswith("cuda")
     graphs = cuda if args.cuda_graphs is None else args.cuda_graphs
     if graphs and not cuda:
         raise OnePassError("--cuda-graphs needs a CUDA --device")
-    return StepConfig(cuda_graphs=graphs)
+    return StepConfig(cuda_graphs=graphs, beam=getattr(args, "beam", 1))
 
 
 def _max_streams(value: str) -> int | str:

@@ -1,4 +1,4 @@
-"""Decoding: greedy RNN-T over encoder frames, and tokens -> text, words, language.
+"""Decoding: greedy RNN-T (and beam search) over encoder frames, and tokens -> text, words, language.
 
 Two greedy RNN-T decoders with the same token ids: ``greedy.greedy_decode`` (compacts the batch as
 rows finish; host reads every iteration; the faster one on the CPU) and
@@ -7,4 +7,6 @@ rows finish; host reads every iteration; the faster one on the CPU) and
 The model step (``onepass.step``) runs one of them behind one interface (``StepConfig.decoder``).
 Both take per-stream phrase boosting: ``phrases`` (text -> prefix tree over pieces) and ``boosting``
 (every stream's tree as device tensors, the per-label bonus and node moves).
+``beam.beam_decode``: time-synchronous beam search with the same boosting, its hypotheses kept in the
+state arena (``StepConfig.beam`` > 1); it emits the labels every hypothesis agrees on.
 """

@@ -28,6 +28,8 @@ from ..errors import OnePassError
 from ..tokenizer import Tokenizer
 
 DEFAULT_BOOST = 2.25  # bonus (logit units) of a phrase's first piece; later pieces get DEPTH_SCALING times it
+BEAM_BOOST = 1.0  # the default under beam search, where a boosted label must also win on the frames after it
+# (2.25 there lets listed words in where they were not said; measured in docs/hotwords.md)
 DEPTH_SCALING = 0.5  # later pieces weigh less: the greedy path, once in a match, leaves it only by paying
 # its credit back, so large later bonuses force a listed word over a near-miss (docs/hotwords.md)
 MAX_BOOST = 20.0  # largest boost accepted (larger ones only force the phrase over what was said)
@@ -50,7 +52,7 @@ class HotwordSettings:
     """What a stream is given: its phrases and the default boost of those without their own."""
 
     phrases: tuple[Phrase, ...] = ()
-    boost: float = DEFAULT_BOOST  # default bonus, logit units
+    boost: float | None = None  # default bonus, logit units (None: the decoder's, ``default_boost``)
     depth_scaling: float = DEPTH_SCALING  # a later piece's bonus, times its phrase's boost (Python API only)
 
     def __bool__(self) -> bool:
@@ -103,7 +105,12 @@ def hotword_settings(phrases, boost: float | None = None) -> HotwordSettings:
         items.append(Phrase(text, None if p.boost is None else check_boost(p.boost, f"boost of {text!r}")))
     if len(items) > MAX_PHRASES:
         raise OnePassError(f"{len(items)} hotwords; at most {MAX_PHRASES} per stream")
-    return HotwordSettings(tuple(items), DEFAULT_BOOST if boost is None else check_boost(boost))
+    return HotwordSettings(tuple(items), None if boost is None else check_boost(boost))
+
+
+def default_boost(beam: int) -> float:
+    """The bonus of phrases without one, for greedy decoding (beam 1) or beam search."""
+    return DEFAULT_BOOST if beam <= 1 else BEAM_BOOST
 
 
 _BOOST_SUFFIX = re.compile(r"^(.*?)\s*:\s*([-+]?(?:\d+\.?\d*|\.\d+))\s*$", re.DOTALL)
@@ -167,8 +174,11 @@ def _is_cased(tokenizer: Tokenizer) -> bool:
     return any(ch.isupper() for piece in tokenizer.pieces[:4096] if not piece.startswith("<") for ch in piece)
 
 
-def phrase_pieces(tokenizer: Tokenizer, settings: HotwordSettings) -> list[tuple[list[int], float]]:
-    """(piece ids, boost) of every variant of every phrase; OnePassError on a phrase too long."""
+def phrase_pieces(tokenizer: Tokenizer, settings: HotwordSettings,
+                  boost: float = DEFAULT_BOOST) -> list[tuple[list[int], float]]:
+    """(piece ids, boost) of every variant of every phrase (``boost``: for those without one, where the
+    settings have no default); OnePassError on a phrase too long."""
+    boost = boost if settings.boost is None else settings.boost
     cased = _is_cased(tokenizer)
     out, seen = [], set()
     for p in settings.phrases:
@@ -178,12 +188,13 @@ def phrase_pieces(tokenizer: Tokenizer, settings: HotwordSettings) -> list[tuple
                 raise OnePassError(f"hotword {p.text!r} is {len(ids)} pieces; at most {MAX_PHRASE_PIECES}")
             if ids and tuple(ids) not in seen:
                 seen.add(tuple(ids))
-                out.append((ids, settings.boost if p.boost is None else p.boost))
+                out.append((ids, boost if p.boost is None else p.boost))
     return out
 
 
-def compile_phrases(tokenizer: Tokenizer, settings: HotwordSettings) -> CompiledPhrases:
-    return build_tree(phrase_pieces(tokenizer, settings), settings.depth_scaling)
+def compile_phrases(tokenizer: Tokenizer, settings: HotwordSettings, beam: int = 1) -> CompiledPhrases:
+    """The tree of ``settings`` for a stream decoded with ``beam`` hypotheses (the default boost's)."""
+    return build_tree(phrase_pieces(tokenizer, settings, default_boost(beam)), settings.depth_scaling)
 
 
 def build_tree(phrases: list[tuple[list[int], float]], depth_scaling: float = DEPTH_SCALING) -> CompiledPhrases:

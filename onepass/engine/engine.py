@@ -67,7 +67,7 @@ class Engine:
         check_rate(sample_rate)
         endpoint, silence = _ms(endpoint_ms, self.config.endpoint_blank_ms), _ms(silence_ms, None)
         phrases = hotword_settings(hotwords, hotword_boost)
-        tree = compile_phrases(self.recognizer.tokenizer, phrases) if phrases else None
+        tree = compile_phrases(self.recognizer.tokenizer, phrases, self.model_step.config.beam) if phrases else None
         pool = self.pools.get(r)
         if pool is None:
             # with CUDA graphs, every slot up front: growing moves the state and drops the graphs
@@ -105,7 +105,7 @@ class Engine:
         """Replace a stream's phrases from its next label on (None or []: none); same meaning as in ``open``."""
         s = self.stream(stream_id)
         phrases = hotword_settings(hotwords, hotword_boost)
-        tree = compile_phrases(self.recognizer.tokenizer, phrases) if phrases else None
+        tree = compile_phrases(self.recognizer.tokenizer, phrases, self.model_step.config.beam) if phrases else None
         pool = self.pools[s.right_context]
         old, s.boost = s.boost, None
         if tree is not None and tree.nodes > 1:

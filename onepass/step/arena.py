@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from ..decoding.beam import BeamState, initial_beam_state
 from ..decoding.boosting import BoostPool, BoostRows
 from ..decoding.greedy import DecoderState, initial_decoder_state
 from ..model.asr import NemotronASR
@@ -24,43 +25,38 @@ from ..model.subsampling import SubsamplingState
 SCRATCH = 0  # the padding row
 
 
-def _fields(enc: EncoderState, dec: DecoderState) -> list[tuple[torch.Tensor, int]]:
+def _fields(enc: EncoderState, dec: DecoderState, beam: BeamState | None) -> list[tuple[torch.Tensor, int]]:
     """(tensor, slot dim) of every state tensor, in a fixed order: the one place that knows the layout."""
     sub = enc.subsampling
     return ([(enc.keys, 1), (enc.values, 1), (enc.conv, 1), (enc.cache_len, 0), (enc.frames, 0)]
             + [(t, 0) for t in sub.pending + sub.frames_in + sub.frames_out]
-            + [(dec.h, 1), (dec.c, 1), (dec.pred, 0)])
-
-
-def _build(tensors: list[torch.Tensor], stages: int) -> tuple[EncoderState, DecoderState]:
-    k, v, conv, cache_len, frames = tensors[:5]
-    sub = tensors[5:5 + 3 * stages]
-    h, c, pred = tensors[5 + 3 * stages:]
-    return (EncoderState(SubsamplingState(sub[:stages], sub[stages:2 * stages], sub[2 * stages:]),
-                         k, v, conv, cache_len, frames), DecoderState(h, c, pred))
+            + [(dec.h, 1), (dec.c, 1), (dec.pred, 0)] + (beam.slot_fields() if beam is not None else []))
 
 
 @torch.no_grad()
-def _initial(model: NemotronASR, rows: int) -> tuple[EncoderState, DecoderState]:
-    return model.encoder.initial_state(rows, aligned=True), initial_decoder_state(model, rows)
+def _initial(model: NemotronASR, rows: int, beam: int) -> tuple[EncoderState, DecoderState, BeamState | None]:
+    return (model.encoder.initial_state(rows, aligned=True), initial_decoder_state(model, rows),
+            initial_beam_state(model, rows, beam) if beam > 1 else None)
 
 
 class StateArena:
     """Encoder caches (K/V, conv, subsampling pending frames, cache lengths, frame counters) and
     prediction-net state (h, c, last prediction output) of up to ``capacity`` streams of one
-    right context, plus the scratch row."""
+    right context, plus the scratch row; with ``beam`` > 1, each stream's beam-search hypotheses
+    (``decoding.beam``) too."""
 
     def __init__(self, model: NemotronASR, right_context: int, capacity: int = 8, growth: int = 8,
-                 replayable: bool = True):
+                 replayable: bool = True, beam: int = 1):
         self.model = model
+        self.beam_size = beam
         self.replayable = replayable  # steps on it may be captured as CUDA graphs (False: short-lived arenas)
         self.right_context = right_context
         self.growth = max(1, growth)
         self.stages = model.config.encoder.subsampling_layers
         self.capacity = max(1, capacity)
         self.generation = 0  # bumped when the tensors are reallocated
-        self.encoder, self.decoder = _initial(model, self.capacity + 1)
-        self._row0 = _initial(model, 1)
+        self.encoder, self.decoder, self.beam = _initial(model, self.capacity + 1, beam)
+        self._row0 = _initial(model, 1, beam)
         # phrase boosting: every stream's prefix tree and each slot's place in it (a realloc, or boosting
         # switched on or off, changes what a captured step reads: a new generation)
         self.boost = BoostPool(self.capacity + 1, model.config.blank_id, self.encoder.frames.device,
@@ -106,17 +102,17 @@ class StateArena:
         self.boost.attach(slot, None)
 
     def fields(self) -> list[tuple[torch.Tensor, int]]:
-        return _fields(self.encoder, self.decoder)
+        return _fields(self.encoder, self.decoder, self.beam)
 
     def grow(self, capacity: int) -> None:
         """Reallocate for ``capacity`` streams, keeping every row (new addresses: a new generation)."""
         if capacity <= self.capacity:
             return
-        fresh_enc, fresh_dec = _initial(self.model, capacity + 1)
-        fresh = _fields(fresh_enc, fresh_dec)
+        fresh_state = _initial(self.model, capacity + 1, self.beam_size)
+        fresh = _fields(*fresh_state)
         for (dst, dim), (src, _) in zip(fresh, self.fields()):
             dst.narrow(dim, 0, src.shape[dim]).copy_(src)
-        self.encoder, self.decoder = fresh_enc, fresh_dec
+        self.encoder, self.decoder, self.beam = fresh_state
         self.free = sorted(self.free + list(range(self.capacity + 1, capacity + 1)), reverse=True)
         self.capacity = capacity
         self.boost.grow_rows(capacity + 1)  # does not notify: one reallocation, one new generation
@@ -136,6 +132,14 @@ class StateArena:
         put(d.h, slots, state.h, 1)
         put(d.c, slots, state.c, 1)
         put(d.pred, slots, state.pred)
+
+    def beam_rows(self, slots: Rows) -> BeamState:
+        """The hypotheses of ``slots`` for one decoding call (copies; ``write_beam`` puts them back)."""
+        return BeamState(*[take(t, slots, dim).clone() for t, dim in self.beam.slot_fields()])
+
+    def write_beam(self, slots: Rows, state: BeamState) -> None:
+        for (dst, dim), (src, _) in zip(self.beam.slot_fields(), state.slot_fields()):
+            put(dst, slots, src, dim)
 
     def boost_rows(self, slots: Rows) -> BoostRows | None:
         """The boosting rows of ``slots`` for one decoding call (None while no stream has phrases)."""

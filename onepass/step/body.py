@@ -1,4 +1,4 @@
-"""The step body: features -> encoder (state arena updated in place) -> greedy RNN-T -> labels.
+"""The step body: features -> encoder (state arena updated in place) -> RNN-T decoding -> labels.
 
 ``step_body`` is the only code that runs the model on streams; offline transcription, the
 engine (and through it ``StreamingSession`` and the server) and the benchmarks all call it
@@ -9,6 +9,7 @@ device and can be captured in a CUDA graph. ``read_output`` is the one host read
 The eager CPU step decodes with the windowed ``greedy_decode`` instead (same labels): measured
 1.4-1.5x faster there than label looping with one flag read per iteration and 2-7x faster than the
 fixed bound (``python -m onepass.bench.decoders``), and on the CPU a host read costs nothing.
+An arena made for beam search (``StepConfig.beam`` > 1) decodes with ``beam.beam_decode`` (eager only).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..decoding.beam import beam_decode
 from ..decoding.greedy import Emissions, greedy_decode
 from ..decoding.label_looping import LabelBuffers, label_looping_decode
 from ..model.asr import NemotronASR
@@ -64,13 +66,16 @@ def step_body(model: NemotronASR, arena: StateArena, batch: StepBatch, decoder: 
     dec = arena.decoder_rows(slots)
     boost = arena.boost_rows(slots)  # None while no stream of the arena has phrases
     emissions = None
-    if decoder == WINDOWED:
+    if arena.beam is not None:  # beam search: the arena's hypotheses (``dec`` stays as it is)
+        hyps, emissions = beam_decode(model, proj, n, arena.beam_rows(slots), offsets, batch.final, boost)
+        arena.write_beam(slots, hyps)
+    elif decoder == WINDOWED:
         emissions = greedy_decode(model, proj, n, dec, offsets, boost)
     else:
         labels = label_looping_decode(model, proj, n, dec, offsets, sync_every=sync_every, out=labels, boost=boost)
     arena.write_decoder(slots, dec)
     arena.write_boost(slots, boost)
-    return StepOutput(n, labels if decoder != WINDOWED else None, emissions, enc)
+    return StepOutput(n, labels if emissions is None else None, emissions, enc)
 
 
 def read_output(out: StepOutput, rows: int) -> StepResult:

@@ -6,12 +6,14 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import OnePassError
 from ..model.asr import NemotronASR
 from .arena import StateArena
 from .batch import Row, StepBatch, bucket_size, make_batch, mel_frames
 from .body import LABEL_LOOPING, WINDOWED, StepResult, read_output, step_body
 from .graphs import CudaGraphs
 
+MAX_BEAM = 16
 GPU_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 
 
@@ -25,6 +27,8 @@ class StepConfig:
     cuda_graphs: bool = False  # capture steady-state steps and replay them (CUDA devices only)
     graph_warmup: int = 2  # eager runs of a (chunk size, bucket) before it is captured
     max_graphs: int = 32  # captured graphs kept at once
+    beam: int = 1  # hypotheses per stream: 1, greedy decoding (NeMo's; the decoder above); more, beam search
+    # (``decoding.beam``: better with phrase boosting, never captured as a graph)
 
 
 class ModelStep:
@@ -38,6 +42,8 @@ class ModelStep:
         on_cpu = self.device.type == "cpu"
         if config.decoder not in ("auto", WINDOWED, LABEL_LOOPING):
             raise ValueError(f"unknown decoder {config.decoder!r}")
+        if not 1 <= config.beam <= MAX_BEAM:
+            raise OnePassError(f"beam size must be 1 to {MAX_BEAM}, got {config.beam}")
         self.decoder = config.decoder if config.decoder != "auto" else (WINDOWED if on_cpu else LABEL_LOOPING)
         self.buckets = config.buckets if config.buckets is not None else (None if on_cpu else GPU_BUCKETS)
         self.graphs = (CudaGraphs(model, config.graph_warmup, config.max_graphs, self.buckets)
@@ -46,7 +52,7 @@ class ModelStep:
         self.mels = model.config.frontend.num_mel_bins
 
     def arena(self, right_context: int, capacity: int = 8, growth: int = 8, replayable: bool = True) -> StateArena:
-        return StateArena(self.model, right_context, capacity, growth, replayable)
+        return StateArena(self.model, right_context, capacity, growth, replayable, self.config.beam)
 
     def frames(self, right_context: int, chunks: int = 1) -> int:
         """Mel frames per row of a step of ``chunks`` chunks (the first chunk's lead included)."""
@@ -64,7 +70,7 @@ class ModelStep:
     def run(self, arena: StateArena, batch: StepBatch) -> StepResult:
         """One step; the result holds the real rows only. A grown arena's old graphs are dropped."""
         out = None
-        if self.graphs is not None and self.decoder == LABEL_LOOPING:
+        if self.graphs is not None and self.decoder == LABEL_LOOPING and arena.beam is None:
             out = self.graphs.run(arena, batch)
         if out is None:
             out = step_body(self.model, arena, batch, self.decoder, self.config.sync_every)
