@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 import soundfile as sf
 import websockets
@@ -103,4 +102,5 @@ def test_server_wide_default_list(demo, audio):
         msgs, _ = asyncio.run(dg_session(url.replace("http", "ws"), pcm16(audio), "language=en-US"))
     assert finals_text(msgs) == demo.transcribe(as_int16_float(audio), 16000, language="en-US", hotwords=WORDS).text
     assert config.stream_hotwords([Phrase("set", 2.0)]).phrases[-1] == Phrase("set", 2.0)
-    assert np.isfinite(config.stream_hotwords().boost)
+    assert config.stream_hotwords().boost is None  # the decoder's default (greedy or beam search)
+    assert ServerConfig(hotword_boost=3.0).stream_hotwords().boost == 3.0
