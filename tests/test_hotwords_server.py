@@ -104,3 +104,22 @@ def test_server_wide_default_list(demo, audio):
     assert config.stream_hotwords([Phrase("set", 2.0)]).phrases[-1] == Phrase("set", 2.0)
     assert config.stream_hotwords().boost is None  # the decoder's default (greedy or beam search)
     assert ServerConfig(hotword_boost=3.0).stream_hotwords().boost == 3.0
+
+
+@pytest.mark.parametrize("endpoint_ms", [None, 800])
+def test_deepgram_keyterm_with_beam_search(audio, endpoint_ms):
+    """A server on a beam-search recognizer: the stream's finals are the offline beam transcript (with
+    endpoints: the same words, cut into utterances)."""
+    from onepass.evaluation import normalize
+
+    asr = onepass.load_model("demo", beam=4)
+    boosted = asr.transcribe(as_int16_float(audio), 16000, language="en-US", hotwords=WORDS).text
+    assert "Describe" in boosted
+    with serve_in_thread(create_app(asr, ServerConfig(endpoint_blank_ms=endpoint_ms))) as url:
+        msgs, code = asyncio.run(dg_session(url.replace("http", "ws"), pcm16(audio), "language=en-US&keyterm=Describe"))
+    assert code == 1000
+    finals = [m for m in msgs if m.get("type") == "Results" and m.get("is_final")]
+    if endpoint_ms is None:
+        assert finals_text(msgs) == boosted
+    else:
+        assert len(finals) > 1 and normalize(finals_text(msgs)) == normalize(boosted)

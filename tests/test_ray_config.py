@@ -71,6 +71,7 @@ def test_command_line_to_settings():
     assert r.model.device == "cuda" and r.auto_streams and r.server.api_keys == ("k",)
     r = replica_config(_args("--ray", "--max-streams", "3", "--chunk-ms", "160"))
     assert (r.server.max_streams, r.server.chunk_ms, r.auto_streams) == (3, 160, False)
+    assert r.model.beam == 1 and replica_config(_args("--ray", "--beam", "4")).model.beam == 4
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -78,6 +79,7 @@ def test_command_line_to_settings():
     (["--ray", "--min-replicas", "2"], "--min-replicas needs --max-replicas"),
     (["--ray", "--min-replicas", "3", "--max-replicas", "2"], "1 <= --min-replicas <= --max-replicas"),
     (["--ray", "--cuda-graphs"], "--cuda-graphs needs a CUDA"),
+    (["--ray", "--beam", "0"], "beam size must be 1 to 16"),
 ])
 def test_bad_combinations(argv, message):
     args = _args(*argv)

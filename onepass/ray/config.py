@@ -22,6 +22,7 @@ class ModelSpec:
     onnx_dir: str | None = None
     quantize: str = "none"
     cuda_graphs: bool | None = None  # None: on with a CUDA device
+    beam: int = 1  # hypotheses per stream (1: greedy decoding; more: beam search, see `onepass serve --help`)
 
     def check_local(self) -> None:
         """Fail at once on a model path that does not exist here (for a Ray on this machine,
@@ -44,7 +45,8 @@ class ModelSpec:
         cuda = self.device.startswith("cuda")
         if self.cuda_graphs and not cuda:
             raise OnePassError("--cuda-graphs needs a CUDA --device")
-        asr.configure_step(StepConfig(cuda_graphs=cuda if self.cuda_graphs is None else self.cuda_graphs))
+        asr.configure_step(StepConfig(cuda_graphs=cuda if self.cuda_graphs is None else self.cuda_graphs,
+                                      beam=self.beam))
         return asr
 
 
