@@ -119,12 +119,15 @@ def cost(asr, stream_counts: list[int], phrases: list[str], chunk_ms: int, reps:
     return rows
 
 
-def decoder_cost(stream_counts: list[int], frames: int, reps: int, seed: int = 0) -> list[dict]:
+def decoder_cost(stream_counts: list[int], frames: int, reps: int, seed: int = 0,
+                 beams: tuple[int, ...] = ()) -> list[dict]:
     """Real-size prediction net and joint (13088 labels; ``bench.decoders``): one decoding call of
     ``frames`` encoder frames per stream, each stream with 100 random phrases of 2-4 pieces or none,
-    both decoders (label looping with one flag read per iteration, as the eager step runs it)."""
+    both decoders (label looping with one flag read per iteration, as the eager step runs it), and beam
+    search of each of ``beams`` hypotheses (a call in the middle of a stream: nothing final)."""
     import torch
 
+    from ..decoding.beam import beam_decode, initial_beam_state
     from ..decoding.boosting import BoostPool, boosted_labels
     from ..decoding.greedy import greedy_decode, initial_decoder_state
     from ..decoding.label_looping import label_looping_decode
@@ -146,13 +149,16 @@ def decoder_cost(stream_counts: list[int], frames: int, reps: int, seed: int = 0
         slots = torch.arange(1, n + 1)
         enc = torch.randn(n, frames, m.config.pred_hidden)
         valid, off = torch.full((n,), frames), torch.zeros(n, dtype=torch.long)
+        final = torch.zeros(n, dtype=torch.bool)
         runs = {"windowed": lambda st, b: greedy_decode(m, enc, valid, st, off, b),
-                "label looping": lambda st, b: label_looping_decode(m, enc, valid, st, off, sync_every=1, boost=b)}
+                "label looping": lambda st, b: label_looping_decode(m, enc, valid, st, off, sync_every=1, boost=b),
+                **{f"beam {k}": (lambda st, b: beam_decode(m, enc, valid, st, off, final, b)) for k in beams}}
         for name, run in runs.items():
             times = {False: [], True: []}
             for _ in range(reps):
                 for boosted in (False, True):
-                    state = initial_decoder_state(m, n)
+                    state = (initial_decoder_state(m, n) if not name.startswith("beam")
+                             else initial_beam_state(m, n, int(name.split()[1])))
                     b = pool.rows(slots) if boosted else None
                     t0 = time.perf_counter()
                     run(state, b)
@@ -230,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"| {name} | {size} | {label} | {sc['recall']:.1%} | {1 - sc['recall']:.1%} | "
                           f"{sc['wer']:.1%} | {sc['distractor_insertions_per_100']:.2f} |")
     if args.decoder_streams:
-        rows = decoder_cost(args.decoder_streams, args.decoder_frames, args.reps, args.seed)
+        rows = decoder_cost(args.decoder_streams, args.decoder_frames, args.reps, args.seed,
+                            tuple(b for b in args.beams if b > 1))
         result["decoder_time"] = rows
         print(f"\ndecoders alone at real size, {args.decoder_frames} frames per call, 100 phrases per stream vs none "
               "(label choice: one iteration's maximum over the labels, and with the boosted label after it)")

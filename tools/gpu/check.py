@@ -84,6 +84,7 @@ class Profile:
     time_chunks_ms: tuple[int, ...]
     time_buckets: tuple[int, ...]
     time_reps: int
+    beam_buckets: tuple[int, ...]  # real-size bf16 eager beam-4 steps at 160 ms (and greedy's from step_times)
     capacity_chunks_ms: tuple[int, ...]
     trial_s: float  # audio per stream in a capacity trial
     min_chunks: int  # ... but at least this many chunks
@@ -96,24 +97,27 @@ class Profile:
 
 
 DEVICE = Profile(
-    name="device", device="cuda", budget_s=420.0, preset="nemotron-3.5", identity_limit=None,
+    name="device", device="cuda", budget_s=445.0, preset="nemotron-3.5", identity_limit=None,
     graph_chunks_ms=CHUNKS_MS, graph_buckets=(1, 2, 4, 8, 16, 32, 64), graph_real_buckets=(1, 8, 64, 256),
     graph_real_chunk_ms=160, graph_steps=6, agreement_clips=32, agreement_s=8.0, agreement_chunks_ms=(160, 1120),
-    time_chunks_ms=CHUNKS_MS, time_buckets=(1, 16, 64, 256, 1024, 4096), time_reps=3,
+    time_chunks_ms=CHUNKS_MS, time_buckets=(1, 16, 64, 256, 1024, 4096), time_reps=3, beam_buckets=(1, 16, 64, 256),
     capacity_chunks_ms=CHUNKS_MS, trial_s=3.0, min_chunks=3, max_streams=6144, ratio=1.2,
-    reserve_s=dict(env=400, identity=365, graphs=290, bf16_agreement=245, step_times=165, memory=158, capacity=0))
+    reserve_s=dict(env=425, identity=390, graphs=315, bf16_agreement=270, step_times=190, beam=165, memory=158,
+                   capacity=0))
 REHEARSAL = Profile(
-    name="rehearsal", device="cpu", budget_s=270.0, preset="tiny", identity_limit=None,
+    name="rehearsal", device="cpu", budget_s=290.0, preset="tiny", identity_limit=None,
     graph_chunks_ms=CHUNKS_MS, graph_buckets=(1, 2, 4, 8), graph_real_buckets=(1, 8), graph_real_chunk_ms=160,
     graph_steps=5, agreement_clips=4, agreement_s=4.0, agreement_chunks_ms=(160, 1120), time_chunks_ms=CHUNKS_MS,
-    time_buckets=(1, 4, 16), time_reps=3, capacity_chunks_ms=CHUNKS_MS, trial_s=2.0, min_chunks=2,
-    max_streams=64, ratio=1.3, threads=1,
-    reserve_s=dict(env=250, identity=220, graphs=190, bf16_agreement=170, step_times=150, memory=145, capacity=0))
+    time_buckets=(1, 4, 16), time_reps=3, beam_buckets=(1, 4), capacity_chunks_ms=CHUNKS_MS, trial_s=2.0,
+    min_chunks=2, max_streams=64, ratio=1.3, threads=1,
+    reserve_s=dict(env=270, identity=240, graphs=210, bf16_agreement=190, step_times=170, beam=150, memory=145,
+                   capacity=0))
 QUICK = replace(
-    REHEARSAL, name="quick", budget_s=55.0, identity_limit=3, graph_chunks_ms=(160,), graph_buckets=(1, 4),
+    REHEARSAL, name="quick", budget_s=62.0, identity_limit=3, graph_chunks_ms=(160,), graph_buckets=(1, 4),
     graph_real_buckets=(4,), graph_steps=4, agreement_clips=2, agreement_s=2.0, agreement_chunks_ms=(160,),
-    time_chunks_ms=(160,), time_buckets=(1, 4), capacity_chunks_ms=(560,), trial_s=1.2, max_streams=8, ratio=2.0,
-    reserve_s=dict(env=50, identity=40, graphs=32, bf16_agreement=26, step_times=18, memory=16, capacity=0))
+    time_chunks_ms=(160,), time_buckets=(1, 4), beam_buckets=(1,), capacity_chunks_ms=(560,), trial_s=1.2,
+    max_streams=8, ratio=2.0,
+    reserve_s=dict(env=57, identity=47, graphs=39, bf16_agreement=33, step_times=25, beam=18, memory=16, capacity=0))
 
 
 class Check:
@@ -285,6 +289,58 @@ class Check:
             steppers = eager = sets = None  # free the arena before the next chunk size
             self._free()
         part.setdefault("complete", True)
+
+    def beam(self, part: dict) -> None:
+        """Beam search on the device: the tiny model's offline and engine-streamed token ids with beam 4
+        (with and without phrases) must be equal; then real-size bf16 eager steps of beam 4 at 160 ms
+        against greedy's (step_times)."""
+        self.cuda_or_rehearsal()
+        from onepass.step import StepConfig
+
+        tiny = self.tiny()
+        before = tiny.model_step.config
+        tiny.configure_step(StepConfig(beam=4))
+        try:
+            audio = agreement.clips(3, self.p.agreement_s, seed=700)
+            plain = tiny.transcribe_batch(audio, language="en-US", chunk_ms=160)
+            words = [w for t in plain for w in t.text.split()][:3] or ["a"]
+            cases = part["equality"] = []
+            for hotwords in (None, words):
+                offline = [t.token_ids for t in tiny.transcribe_batch(audio, language="en-US", chunk_ms=160,
+                                                                       hotwords=hotwords)]
+                streamed = []
+                for a in audio:
+                    session = tiny.stream(language="en-US", chunk_ms=160, hotwords=hotwords)
+                    for i in range(0, len(a), 2560):
+                        session.accept(a[i:i + 2560], 16000)
+                    streamed.append(session.finish().token_ids)
+                cases.append(dict(hotwords=hotwords, equal=offline == streamed,
+                                  tokens=sum(map(len, offline))))
+                self.log(f"  tiny beam 4, phrases {hotwords}: offline == streamed: {offline == streamed}")
+        finally:
+            tiny.configure_step(before)
+        part["all_equal"] = all(c["equal"] for c in cases)
+        self.report.write()
+        asr = self.real(torch.bfloat16)
+        rows = part["rows"] = []
+        cap = self._fit(asr, max(self.p.beam_buckets))
+        stepper = stepcheck.Stepper(asr, 160, cap, graph=False, beam=4)
+        for b in self.p.beam_buckets:
+            if b > cap or self.report.time_left() < self.p.reserve_s["beam"]:
+                part["complete"] = False
+                break
+            ms = stepcheck.time_steps(stepper, [stepper.rows(b) for _ in range(2)], self.p.time_reps)
+            greedy = self.step_ms["eager"].get(160, {}).get(b)
+            rows.append(dict(chunk_ms=160, bucket=b, beam4_eager_ms=round(ms, 3),
+                             greedy_eager_ms=None if greedy is None else round(greedy, 3),
+                             ratio=None if not greedy else round(ms / greedy, 2)))
+            self.log(f"  beam 4, 160 ms bucket {b}: {ms:.1f} ms (greedy eager {greedy})")
+            self.report.write()
+        stepper = None
+        self._free()
+        part.setdefault("complete", True)
+        if not part["all_equal"]:
+            part["status"] = "failed: beam search offline and streamed token ids differ"
 
     def memory(self, part: dict) -> None:
         self.cuda_or_rehearsal()

@@ -12,17 +12,17 @@
 # Quick rehearsal (under a minute; tests/test_gpu_check.py runs it):
 #   ONEPASS_GPU_QUICK=1 bash tools/gpu/check.sh
 #
-# Settings: OUT, ONEPASS_GPU_BUDGET_S (seconds for check.py; default 420 device, 270 rehearsal,
-# 55 quick), ONEPASS_GPU_SECTIONS (comma list), PYTHON (interpreter), ONEPASS_GPU_WHEELS (1: install
+# Settings: OUT, ONEPASS_GPU_BUDGET_S (seconds for check.py; default 445 device, 290 rehearsal,
+# 62 quick), ONEPASS_GPU_SECTIONS (comma list), PYTHON (interpreter), ONEPASS_GPU_WHEELS (1: install
 # the carried wheels, the device default; 0: not, the rehearsal default).
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export OUT=${OUT:-$PWD/gpu-check-out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
-if [[ "${ONEPASS_GPU_QUICK:-}" == 1 ]]; then default_budget=55
-elif [[ "${ONEPASS_GPU_REHEARSAL:-}" == 1 ]]; then default_budget=270
-else default_budget=420; fi
+if [[ "${ONEPASS_GPU_QUICK:-}" == 1 ]]; then default_budget=62
+elif [[ "${ONEPASS_GPU_REHEARSAL:-}" == 1 ]]; then default_budget=290
+else default_budget=445; fi
 budget=${ONEPASS_GPU_BUDGET_S:-$default_budget}
 hard=$(( ${budget%.*} + 40 ))  # check.py ends itself by its budget; this only stops a hung device call
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 SCHEMA = 1  # bump when a key changes meaning
-SECTIONS = ("env", "identity", "graphs", "bf16_agreement", "step_times", "memory", "capacity")
+SECTIONS = ("env", "identity", "graphs", "bf16_agreement", "step_times", "beam", "memory", "capacity")
 
 
 class Report:

@@ -37,9 +37,10 @@ def step_api():
 class Stepper:
     """One chunk size of one model: an arena of ``capacity`` streams, eager and graph steps on it."""
 
-    def __init__(self, asr, chunk_ms: int, capacity: int, graph: bool, seed: int = 0, share: Stepper | None = None):
+    def __init__(self, asr, chunk_ms: int, capacity: int, graph: bool, seed: int = 0, share: Stepper | None = None,
+                 beam: int = 1):
         """``share``: run on that stepper's arena and slots (graphs are keyed by arena, so each
-        stepper still captures its own)."""
+        stepper still captures its own). ``beam`` > 1: beam search (eager only)."""
         runner, graphs, Row, LABEL_LOOPING, step_body, read_output = step_api()
         self._graphs, self._Row, self._body, self._read = graphs, Row, step_body, read_output
         self._LL = LABEL_LOOPING
@@ -48,7 +49,8 @@ class Stepper:
         self.cuda = asr.device.type == "cuda"
         self.graph = graph
         cfg = runner.StepConfig(decoder=LABEL_LOOPING, buckets=runner.GPU_BUCKETS,
-                                cuda_graphs=graph and self.cuda, graph_warmup=2, max_graphs=64)
+                                cuda_graphs=graph and self.cuda, graph_warmup=2, max_graphs=64,
+                                **({"beam": beam} if beam > 1 else {}))
         self.step = runner.ModelStep(self.model, cfg)
         if share is not None:
             self.arena, self.slots = share.arena, share.slots
