@@ -124,3 +124,75 @@ def test_cli_beam_with_hotwords():
                            str(SAMPLES / "en-US-long.wav")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "Describe forget" in proc.stdout
+
+
+def _engine_run(asr, audio, opened_with, changes):
+    """One engine stream of ``audio`` (en-US, 160 ms): opened with ``opened_with`` phrases; ``changes``:
+    (samples fed before, new phrases) pairs applied with ``set_hotwords``."""
+    from onepass.engine import Engine, EngineConfig
+
+    engine = Engine(asr, EngineConfig(endpoint_blank_ms=None))
+    sid = engine.open("en-US", 160, hotwords=opened_with)
+    at = 0
+    for upto, phrases in changes:
+        engine.accept(sid, audio[at:upto])
+        engine.run_until_idle()
+        engine.set_hotwords(sid, phrases)
+        at = upto
+    engine.accept(sid, audio[at:])
+    engine.finish(sid)
+    closed = [e.transcript for e in engine.run_until_idle() if e.kind == "closed"]
+    return closed[0].token_ids
+
+
+@pytest.mark.parametrize("beam", [1, 4])
+def test_set_hotwords_before_and_during_a_stream(audios, beam):
+    """Phrases set before any audio equal phrases given at open; phrases changed mid-stream (a larger tree,
+    then none, then a small one: each hypothesis restarts at the new tree's root) keep decoding, and a
+    change after the last listed word changes nothing before it."""
+    asr = onepass.load_model("demo", backend="torch", beam=beam)
+    audio = audios[3]
+    words = ["Describe"]
+    boosted = asr.transcribe(audio, 16000, language="en-US", chunk_ms=160, hotwords=words).token_ids
+    plain = asr.transcribe(audio, 16000, language="en-US", chunk_ms=160).token_ids
+    assert boosted != plain
+    assert _engine_run(asr, audio, None, [(0, words)]) == boosted
+    assert _engine_run(asr, audio, words, [(0, None)]) == plain
+    many = words + [f"w{i} officer audience" for i in range(40)]
+    mixed = _engine_run(asr, audio, None, [(16000, many), (48000, None), (64000, words)])
+    assert mixed and max(mixed) < asr.config.vocab_size
+    assert _engine_run(asr, audio, words, [(len(audio) - 8000, ["officer"])]) == boosted
+
+
+def test_phrases_survive_a_flush_with_beam(beam_asr, audios):
+    a = audios[0]
+    session = beam_asr.stream(language="en-US", hotwords=["go"])
+    session.accept(a, 16000)
+    session.flush()
+    session.accept(a, 16000)
+    one = beam_asr.transcribe(a, 16000, language="en-US", hotwords=["go"]).token_ids
+    assert session.finish().token_ids == one + one
+
+
+@pytest.mark.parametrize("samples", [0, 1, 159, 1281, 16001])
+def test_odd_lengths_with_beam(beam_asr, samples):
+    rng = torch.Generator().manual_seed(samples)
+    audio = (0.1 * torch.randn(samples, generator=rng)).numpy()
+    offline = beam_asr.transcribe(audio, 16000, language="en-US", chunk_ms=80, hotwords=["go"]).token_ids
+    assert _stream(beam_asr, audio, "en-US", 80, ["go"], piece=97) == offline
+
+
+def test_a_new_tree_restarts_every_hypothesis_at_its_root(beam_asr):
+    """Hypotheses keep their node relative to the stream's tree root; a stream given another tree
+    (``set_hotwords``) mid-match must not keep an index into the old one."""
+    from onepass.step import ModelStep, StepConfig
+
+    arena = ModelStep(beam_asr.model, StepConfig(beam=4)).arena(beam_asr.config.default_right_context, capacity=2)
+    slot = arena.acquire()
+    big = compile_phrases(beam_asr.tokenizer, hotword_settings(["officer audience", "Describe forget"]), 4)
+    small = compile_phrases(beam_asr.tokenizer, hotword_settings(["go"]), 4)
+    arena.attach_boost(slot, arena.boost.add(big))
+    arena.beam.node[slot] = torch.tensor([big.nodes - 1, 3, 0, 2])  # mid-match in the big tree
+    arena.attach_boost(slot, arena.boost.add(small))
+    assert arena.beam.node[slot].tolist() == [0, 0, 0, 0]
+    assert int(arena.boost.node[slot]) == int(arena.boost.root[slot])

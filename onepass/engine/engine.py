@@ -84,7 +84,7 @@ class Engine:
         if tree is not None and tree.nodes > 1:
             s = self.streams[sid]
             s.boost = pool.boost.add(tree)
-            pool.boost.attach(s.slot, s.boost)
+            pool.attach_boost(s.slot, s.boost)
         return sid
 
     def stream(self, stream_id: int) -> EngineStream:
@@ -110,7 +110,7 @@ class Engine:
         old, s.boost = s.boost, None
         if tree is not None and tree.nodes > 1:
             s.boost = pool.boost.add(tree)
-        pool.boost.attach(s.slot, s.boost)
+        pool.attach_boost(s.slot, s.boost)
         if old is not None:
             pool.boost.remove(old)
 
@@ -278,7 +278,7 @@ class Engine:
         pool.release(s.slot)
         s.slot = pool.acquire()  # the initial encoder and decoder state
         if s.boost is not None:
-            pool.boost.attach(s.slot, s.boost)  # the stream's phrases, from the root
+            pool.attach_boost(s.slot, s.boost)  # the stream's phrases, from the root
         s.started = False
         s.frame_offset = s.frames_decoded = round(end.samples / FRAME_SAMPLES)
         s.utterance_start_frame = None

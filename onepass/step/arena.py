@@ -99,7 +99,7 @@ class StateArena:
         index = torch.tensor([slot], device=self.encoder.frames.device)
         for (dst, dim), (src, _) in zip(self.fields(), _fields(*self._row0)):
             dst.index_copy_(dim, index, src)
-        self.boost.attach(slot, None)
+        self.attach_boost(slot, None)
 
     def fields(self) -> list[tuple[torch.Tensor, int]]:
         return _fields(self.encoder, self.decoder, self.beam)
@@ -140,6 +140,13 @@ class StateArena:
     def write_beam(self, slots: Rows, state: BeamState) -> None:
         for (dst, dim), (src, _) in zip(self.beam.slot_fields(), state.slot_fields()):
             put(dst, slots, src, dim)
+
+    def attach_boost(self, slot: int, handle: int | None) -> None:
+        """Slot ``slot`` decodes with the pool's tree ``handle`` (None: no phrases) from its root on:
+        the greedy state's node and every beam hypothesis' node go to the root."""
+        self.boost.attach(slot, handle)
+        if self.beam is not None:
+            self.beam.node[slot] = 0
 
     def boost_rows(self, slots: Rows) -> BoostRows | None:
         """The boosting rows of ``slots`` for one decoding call (None while no stream has phrases)."""

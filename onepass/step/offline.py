@@ -28,7 +28,7 @@ def decode_features(step: ModelStep, feats: torch.Tensor, mel_len: list[int], ri
     slots = [arena.acquire() for _ in mel_len]
     for slot, tree in zip(slots, trees or ()):
         if tree is not None and tree.nodes > 1:
-            arena.boost.attach(slot, arena.boost.add(tree))
+            arena.attach_boost(slot, arena.boost.add(tree))
     chunks = max(1, OFFLINE_BLOCK_FRAMES // (right_context + 1))
     out = [Emissions() for _ in mel_len]
     lead, pos, first = step.first_lead(), 0, True

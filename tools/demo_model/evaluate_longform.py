@@ -137,6 +137,7 @@ def main() -> None:
     ap.add_argument("--chunk-ms", type=int, nargs="+", default=[1120, 80])
     ap.add_argument("--mode", nargs="+", default=["offline"], choices=["offline", "stream"])
     ap.add_argument("--backend", default="torch")
+    ap.add_argument("--beam", type=int, default=1, help="hypotheses per stream (1: greedy, the default decoding)")
     ap.add_argument("--alone-predictions", help="the clips alone from this `onepass eval --predictions` file of "
                     "the same model ({chunk} = the chunk size) when it exists, instead of transcribing them again")
     ap.add_argument("--right-alone", action="store_true", help="streams of only the clips the model gets right "
@@ -149,7 +150,7 @@ def main() -> None:
     if args.right_alone and not args.alone_predictions:
         ap.error("--right-alone needs --alone-predictions")
     streams = [] if args.right_alone else make_streams(rows, args.streams, args.per_stream, args.seed, args.pause_max)
-    asr = onepass.load_model(args.model, backend=args.backend)
+    asr = onepass.load_model(args.model, backend=args.backend, beam=args.beam)
     for c in args.chunk_ms:
         if args.right_alone:
             preds = read_predictions(args.alone_predictions.format(chunk=c))
