@@ -152,7 +152,8 @@ def decoder_cost(stream_counts: list[int], frames: int, reps: int, seed: int = 0
         final = torch.zeros(n, dtype=torch.bool)
         runs = {"windowed": lambda st, b: greedy_decode(m, enc, valid, st, off, b),
                 "label looping": lambda st, b: label_looping_decode(m, enc, valid, st, off, sync_every=1, boost=b),
-                **{f"beam {k}": (lambda st, b: beam_decode(m, enc, valid, st, off, final, b)) for k in beams}}
+                **{f"beam {k}": (lambda st, b: beam_decode(m, enc, valid, st, off, final, b, host_reads=True))
+                   for k in beams}}
         for name, run in runs.items():
             times = {False: [], True: []}
             for _ in range(reps):

@@ -10,14 +10,16 @@ next frame's beam are dropped.
 
 Labels leave the search when every hypothesis of a stream agrees on them (the common prefix of the
 hypotheses' pending labels): those are a stream's emissions of a call, final as the greedy decoders'
-are, so partial results only lag by what the beam is still deciding (at most ``SETTLE`` frames). A stream's last call (``final``)
-emits the rest of its best hypothesis (a started phrase match pays its credit back first). Pending
-labels are bounded (``BeamState.tokens``' width): where the best hypothesis would outgrow it, the
-hypotheses that disagree with its first pending label are dropped.
+are, so partial results only lag by what the beam is still deciding (at most ``SETTLE`` frames). A
+stream's last call (``final``) emits the rest of its best hypothesis (a started phrase match pays its
+credit back first). Pending labels are bounded (``BeamState.tokens``' width) and so is their age
+(``SETTLE``): past either, the best hypothesis' oldest labels are emitted and the hypotheses that
+disagree with them dropped.
 
 Every loop has a bound known on the host (frames of the call, ``symbols``): no host read until the
-call's emissions are read at its end. Rows are independent: batched == alone, and a stream's chunks
-give the same labels as its whole audio (the search is frame-synchronous).
+call's emissions are read at its end (``host_reads`` lets the CPU end a frame's rounds early, with the
+same labels). Rows are independent: batched == alone, and a stream's chunks give the same labels as
+its whole audio (the search is frame-synchronous).
 """
 
 from __future__ import annotations
@@ -136,11 +138,12 @@ def _candidates(lp: torch.Tensor, rows: BoostRows | None, node: torch.Tensor, ro
 @torch.no_grad()
 def beam_decode(model: NemotronASR, enc: torch.Tensor, valid: torch.Tensor, state: BeamState,
                 frame_offset: torch.Tensor, final: torch.Tensor, boost: BoostRows | None = None,
-                symbols: int = BEAM_SYMBOLS) -> tuple[BeamState, list[Emissions]]:
+                symbols: int = BEAM_SYMBOLS, host_reads: bool = False) -> tuple[BeamState, list[Emissions]]:
     """enc (B, T, pred_hidden) projected encoder frames; valid (B,) frames per row; frame_offset (B,)
     absolute index of enc[:, 0]; final (B,) bool: the stream's last call (all its labels are
     emitted). ``boost``: the rows' boosting (``boost.node`` is not used: each hypothesis keeps its own
-    node in ``state.node``). Returns the new state and each row's emissions."""
+    node in ``state.node``). ``host_reads``: end a frame's rounds early when no expansion is left (one
+    host read per round: for the CPU; the same labels). Returns the new state and each row's emissions."""
     blank = model.config.blank_id
     b, t_max, d = enc.shape
     k, p = state.score.shape[1], state.tokens.shape[2]
@@ -173,7 +176,7 @@ def beam_decode(model: NemotronASR, enc: torch.Tensor, valid: torch.Tensor, stat
         out_prob.scatter_(1, at, st.probs[rows, best])
         count = count + upto
         shift = (pos[None, None] + upto[:, None, None]).clamp(max=p - 1).expand_as(st.tokens)
-        st.tokens, st.frames, st.probs = st.tokens.gather(2, shift), st.frames.gather(2, shift), st.probs.gather(2, shift)
+        st.tokens, st.frames, st.probs = (x.gather(2, shift) for x in (st.tokens, st.frames, st.probs))
         st.length = (st.length - upto[:, None]).clamp(min=0)
         return st
 
@@ -197,6 +200,8 @@ def beam_decode(model: NemotronASR, enc: torch.Tensor, valid: torch.Tensor, stat
             lab_lp = lp.gather(1, labels)
             score = (a.score.view(b * k, 1) + lab_lp + gain).view(b, k * k)
             score = torch.where(score > nxt.score.min(dim=1, keepdim=True).values, score, NEG)  # cannot reach the beam
+            if host_reads and not bool((score > NEG).any()):
+                break  # no expansion left in any row: the frame's other rounds would change nothing
             best = score.topk(k, dim=1).indices  # (B, K)
             parent = best // k
             grown = a.pick(parent)
@@ -217,10 +222,12 @@ def beam_decode(model: NemotronASR, enc: torch.Tensor, valid: torch.Tensor, stat
         # hypothesis' first ``m`` are forced on the others (those that disagree are dropped), and any still
         # too long is dropped
         best = state.score.argmax(dim=1)
-        settled = ((state.frames[rows, best] <= frame_offset[:, None] + t - SETTLE) & (pos < state.length[rows, best][:, None]))
+        settled = ((state.frames[rows, best] <= frame_offset[:, None] + t - SETTLE)
+                   & (pos < state.length[rows, best][:, None]))
         m = torch.maximum((state.length[rows, best] - (p - symbols)).clamp(min=0), settled.sum(dim=1))
         head = pos < m[:, None]
-        differ = ((state.tokens != state.tokens[rows, best][:, None]) & head[:, None]).any(-1) | (state.length < m[:, None])
+        differ = (((state.tokens != state.tokens[rows, best][:, None]) & head[:, None]).any(-1)
+                  | (state.length < m[:, None]))
         state.score = state.score.masked_fill(differ | (state.length - m[:, None] > p - symbols), NEG)
         # emit the labels every live hypothesis agrees on
         live = state.score > NEG

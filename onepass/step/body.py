@@ -67,7 +67,8 @@ def step_body(model: NemotronASR, arena: StateArena, batch: StepBatch, decoder: 
     boost = arena.boost_rows(slots)  # None while no stream of the arena has phrases
     emissions = None
     if arena.beam is not None:  # beam search: the arena's hypotheses (``dec`` stays as it is)
-        hyps, emissions = beam_decode(model, proj, n, arena.beam_rows(slots), offsets, batch.final, boost)
+        hyps, emissions = beam_decode(model, proj, n, arena.beam_rows(slots), offsets, batch.final, boost,
+                                      host_reads=decoder == WINDOWED)
         arena.write_beam(slots, hyps)
     elif decoder == WINDOWED:
         emissions = greedy_decode(model, proj, n, dec, offsets, boost)
