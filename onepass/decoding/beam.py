@@ -184,15 +184,13 @@ def beam_decode(model: NemotronASR, enc: torch.Tensor, valid: torch.Tensor, stat
         live_row = t < valid
         x = enc[:, t].repeat_interleave(k, 0)[:, None, :]  # (B*K, 1, D)
         frame = (frame_offset + t).repeat_interleave(k).view(b, k)
-        a = state
-        nxt = BeamState(*[x_.clone() for x_, _ in state.slot_fields()])
-        nxt.score = torch.full_like(state.score, NEG)
+        a, nxt = state, None
         for s in range(symbols):
             logits = model.joint(x, a.pred.reshape(b * k, 1, -1))[:, 0].float()
             lp = torch.log_softmax(logits, dim=-1)  # (B*K, V)
             ended = BeamState(*[x_ for x_, _ in a.slot_fields()])
             ended.score = a.score + lp[:, blank].view(b, k)
-            nxt = _merge(nxt, ended, k)
+            nxt = ended if nxt is None else _merge(nxt, ended, k)  # the frame's first: distinct sequences
             if s == symbols - 1:
                 break
             node = root.repeat_interleave(k) + a.node.reshape(-1)
