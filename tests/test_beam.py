@@ -13,6 +13,7 @@ import torch
 import onepass
 from onepass.audio import load_for_model
 from onepass.decoding.beam import beam_decode, initial_beam_state
+from onepass.decoding.label_looping import emissions_from_buffers
 from onepass.decoding.phrases import BEAM_BOOST, DEFAULT_BOOST, compile_phrases, hotword_settings
 from onepass.errors import OnePassError
 
@@ -94,7 +95,8 @@ def test_pending_labels_are_bounded_and_chunks_change_nothing():
         out = [[] for _ in range(b)]
         for s in range(0, t, step):
             n = (valid - s).clamp(min=0, max=step)
-            state, em = beam_decode(model, enc[:, s:s + step], n, state, torch.full((b,), s), valid <= s + step)
+            state, buffers = beam_decode(model, enc[:, s:s + step], n, state, torch.full((b,), s), valid <= s + step)
+            em = emissions_from_buffers(buffers)
             assert int(state.length.max()) <= pending
             for row, e in zip(out, em):
                 row += list(zip(e.token_ids, e.frames))

@@ -91,3 +91,20 @@ def test_step_features_run_on_meta():
     long = dict(dtype=torch.long, device="meta")
     feats = device_features(model.frontend, y, torch.empty(bucket, **long), torch.empty(bucket, **long))
     assert feats.shape == (bucket, frames, cfg.num_mel_bins) and feats.device.type == "meta"
+
+
+@pytest.mark.parametrize("any_final", [False, True])
+def test_beam_search_step_runs_on_meta(any_final):
+    """Beam search in the step (hypotheses in the arena, phrases on some rows, labels into fixed
+    buffers): no host read either, so a graph can capture it."""
+    from onepass.decoding.beam import beam_capacity
+    from onepass.decoding.phrases import build_tree
+
+    model = tiny_model(True, device="meta")
+    arena = StateArena(model, 1, capacity=5, beam=4)
+    assert arena.beam.score.device.type == "meta" and arena.beam.h.shape[2] == 4
+    arena.attach_boost(2, arena.boost.add(build_tree([([1, 2, 3], 2.0), ([4, 5], 3.0)])))
+    batch = _meta_batch(model, 4, model.config.encoder.subsampling_factor * 2, any_final)
+    with torch.no_grad():
+        out = step_body(model, arena, batch, LABEL_LOOPING, sync_every=0)
+    assert out.labels.token_ids.shape == (4, beam_capacity(2)) and out.labels.counts.device.type == "meta"

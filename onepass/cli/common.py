@@ -33,7 +33,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help="with --backend onnxruntime and no --onnx-dir: encoder weight format (default: %(default)s)")
     p.add_argument("--beam", type=int, default=1, metavar="K",
                    help="hypotheses per stream: 1 = greedy decoding, NeMo's, token for token (default); 2 to 16 = "
-                        "beam search (slower; more accurate, hotwords above all; no CUDA graphs)")
+                        "beam search (slower; more accurate, hotwords above all)")
 
 
 def load(args: argparse.Namespace):

@@ -16,10 +16,11 @@ credit back first). Pending labels are bounded (``BeamState.tokens``' width) and
 (``SETTLE``): past either, the best hypothesis' oldest labels are emitted and the hypotheses that
 disagree with them dropped.
 
-Every loop has a bound known on the host (frames of the call, ``symbols``): no host read until the
-call's emissions are read at its end (``host_reads`` lets the CPU end a frame's rounds early, with the
-same labels). Rows are independent: batched == alone, and a stream's chunks give the same labels as
-its whole audio (the search is frame-synchronous).
+Every loop has a bound known on the host (frames of the call, ``symbols``) and the labels go into
+fixed-size buffers: no host read (``host_reads`` lets the CPU end a frame's rounds early, with the same
+labels), so a beam step can be captured in a CUDA graph like a label-looping one. Rows are
+independent: batched == alone, and a stream's chunks give the same labels as its whole audio (the
+search is frame-synchronous).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import torch
 
 from ..model.asr import NemotronASR
 from .boosting import BoostRows
-from .greedy import Emissions
+from .label_looping import LabelBuffers, allocate_buffers
 
 BEAM_SYMBOLS = 3  # labels a hypothesis may emit per encoder frame
 PENDING = 48  # labels a hypothesis may hold past what its stream has emitted
@@ -38,6 +39,12 @@ SETTLE = 8  # encoder frames (640 ms) after which the best hypothesis' label is 
 # hold: partial results lag by at most this, and an endpoint (800 ms without labels by default) finds the
 # utterance's labels emitted
 NEG = float("-inf")
+
+
+def beam_capacity(frames: int, symbols: int = BEAM_SYMBOLS, pending: int = PENDING) -> int:
+    """Label buffer columns of one call over ``frames`` frames: what was pending before it plus what it
+    adds, and one column that takes the writes of labels not emitted."""
+    return frames * symbols + pending + 1
 
 
 @dataclass
@@ -138,12 +145,15 @@ def _candidates(lp: torch.Tensor, rows: BoostRows | None, node: torch.Tensor, ro
 @torch.no_grad()
 def beam_decode(model: NemotronASR, enc: torch.Tensor, valid: torch.Tensor, state: BeamState,
                 frame_offset: torch.Tensor, final: torch.Tensor, boost: BoostRows | None = None,
-                symbols: int = BEAM_SYMBOLS, host_reads: bool = False) -> tuple[BeamState, list[Emissions]]:
+                symbols: int = BEAM_SYMBOLS, host_reads: bool = False,
+                out: LabelBuffers | None = None) -> tuple[BeamState, LabelBuffers]:
     """enc (B, T, pred_hidden) projected encoder frames; valid (B,) frames per row; frame_offset (B,)
     absolute index of enc[:, 0]; final (B,) bool: the stream's last call (all its labels are
     emitted). ``boost``: the rows' boosting (``boost.node`` is not used: each hypothesis keeps its own
     node in ``state.node``). ``host_reads``: end a frame's rounds early when no expansion is left (one
-    host read per round: for the CPU; the same labels). Returns the new state and each row's emissions."""
+    host read per round: for the CPU; the same labels). ``out``: buffers to fill (capacity at least
+    ``beam_capacity``), zeroed first; allocated when None. Returns the new state and the buffers of each
+    row's emitted labels (``label_looping.emissions_from_buffers`` reads them)."""
     blank = model.config.blank_id
     b, t_max, d = enc.shape
     k, p = state.score.shape[1], state.tokens.shape[2]
@@ -155,17 +165,23 @@ def beam_decode(model: NemotronASR, enc: torch.Tensor, valid: torch.Tensor, stat
         boost = BoostRows(boost.back, boost.arc_token, boost.arc_next, boost.arc_gain, hyp_root, hyp_root,
                           boost.root_token.repeat_interleave(k, 0), boost.root_next.repeat_interleave(k, 0),
                           boost.root_gain.repeat_interleave(k, 0), blank)
-    cap = t_max * symbols + p
-    out_tok = torch.zeros(b, cap + 1, dtype=torch.long, device=dev)
-    out_frame = torch.zeros_like(out_tok)
-    out_prob = torch.zeros(b, cap + 1, device=dev)
-    count = torch.zeros(b, dtype=torch.long, device=dev)
+    need = beam_capacity(t_max, symbols, p)
+    if out is None:
+        out = allocate_buffers(b, need, 1, dev)
+    else:
+        if out.capacity < need or out.counts.shape[0] != b:
+            raise ValueError(f"buffers hold {out.counts.shape[0]} rows x {out.capacity} labels; "
+                             f"this call needs {b} x {need}")
+        for buf in (out.token_ids, out.frames, out.probs, out.counts):
+            buf.zero_()
+    out_tok, out_frame, out_prob = out.token_ids, out.frames, out.probs
+    cap = out.capacity - 1  # the last column takes the writes of labels not emitted
+    count = out.counts
     pos = torch.arange(p, device=dev)
     rows = torch.arange(b, device=dev)
 
     def emit(st: BeamState, upto: torch.Tensor, best: torch.Tensor) -> BeamState:
         """Emit ``upto`` (B,) pending labels of hypothesis ``best`` (B,), which every live one shares."""
-        nonlocal count
         take = pos[None] < upto[:, None]
         at = torch.where(take, count[:, None] + pos[None], cap)
         out_tok.scatter_(1, at, st.tokens[rows, best])
@@ -174,7 +190,7 @@ def beam_decode(model: NemotronASR, enc: torch.Tensor, valid: torch.Tensor, stat
         last = out_frame.gather(1, (count + upto - 1).clamp(min=0)[:, None])
         st.frames = torch.maximum(st.frames, last[:, :, None])
         out_prob.scatter_(1, at, st.probs[rows, best])
-        count = count + upto
+        count.add_(upto)
         shift = (pos[None, None] + upto[:, None, None]).clamp(max=p - 1).expand_as(st.tokens)
         st.tokens, st.frames, st.probs = (x.gather(2, shift) for x in (st.tokens, st.frames, st.probs))
         st.length = (st.length - upto[:, None]).clamp(min=0)
@@ -240,6 +256,4 @@ def beam_decode(model: NemotronASR, enc: torch.Tensor, valid: torch.Tensor, stat
     state = emit(state, torch.where(final, state.length[rows, best], 0), best)
     others = torch.arange(k, device=dev)[None] != best[:, None]
     state.score = state.score.masked_fill(final[:, None] & others, NEG)  # what was emitted is the one left
-    counts = count.tolist()
-    toks, frs, prs = out_tok.tolist(), out_frame.tolist(), out_prob.tolist()
-    return state, [Emissions(toks[i][:n], frs[i][:n], prs[i][:n]) for i, n in enumerate(counts)]
+    return state, out

@@ -9,7 +9,9 @@ device and can be captured in a CUDA graph. ``read_output`` is the one host read
 The eager CPU step decodes with the windowed ``greedy_decode`` instead (same labels): measured
 1.4-1.5x faster there than label looping with one flag read per iteration and 2-7x faster than the
 fixed bound (``python -m onepass.bench.decoders``), and on the CPU a host read costs nothing.
-An arena made for beam search (``StepConfig.beam`` > 1) decodes with ``beam.beam_decode`` (eager only).
+An arena made for beam search (``StepConfig.beam`` > 1) decodes with ``beam.beam_decode`` instead, into
+the same label buffers (with ``sync_every=0`` no host read either; eager steps let it end a frame's
+rounds early).
 """
 
 from __future__ import annotations
@@ -67,8 +69,8 @@ def step_body(model: NemotronASR, arena: StateArena, batch: StepBatch, decoder: 
     boost = arena.boost_rows(slots)  # None while no stream of the arena has phrases
     emissions = None
     if arena.beam is not None:  # beam search: the arena's hypotheses (``dec`` stays as it is)
-        hyps, emissions = beam_decode(model, proj, n, arena.beam_rows(slots), offsets, batch.final, boost,
-                                      host_reads=decoder == WINDOWED)
+        hyps, labels = beam_decode(model, proj, n, arena.beam_rows(slots), offsets, batch.final, boost,
+                                   host_reads=decoder == WINDOWED or sync_every > 0, out=labels)
         arena.write_beam(slots, hyps)
     elif decoder == WINDOWED:
         emissions = greedy_decode(model, proj, n, dec, offsets, boost)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..decoding.beam import beam_capacity
 from ..decoding.label_looping import LabelBuffers, allocate_buffers
 from ..model.asr import NemotronASR
 from .arena import StateArena
@@ -49,9 +50,13 @@ def copy_batch(into: StepBatch, batch: StepBatch) -> None:
         dst.copy_(src, non_blocking=True)
 
 
-def graph_labels(model: NemotronASR, batch: StepBatch) -> LabelBuffers:
-    """Label buffers for a graph: the label-looping bound of the step's encoder frames."""
+def graph_labels(model: NemotronASR, batch: StepBatch, arena: StateArena | None = None) -> LabelBuffers:
+    """Label buffers for a graph: the label-looping bound of the step's encoder frames (beam search's,
+    ``beam.beam_capacity``, on an arena with hypotheses)."""
     frames = batch.frames // model.config.encoder.subsampling_factor
+    if arena is not None and arena.beam is not None:
+        return allocate_buffers(batch.bucket, beam_capacity(frames, pending=arena.beam.tokens.shape[2]), 1,
+                                batch.mel.device)
     return allocate_buffers(batch.bucket, frames, model.config.max_symbols_per_step, batch.mel.device)
 
 
@@ -105,7 +110,7 @@ class CudaGraphs:
 
     def _capture(self, arena: StateArena, batch: StepBatch) -> _Graph:  # pragma: no cover - needs a GPU
         inputs = static_batch(batch)
-        labels = graph_labels(self.model, batch)
+        labels = graph_labels(self.model, batch, arena)
         torch.cuda.synchronize()
         if self.pool is None:
             self.pool = torch.cuda.graph_pool_handle()

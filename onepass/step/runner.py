@@ -28,7 +28,7 @@ class StepConfig:
     graph_warmup: int = 2  # eager runs of a (chunk size, bucket) before it is captured
     max_graphs: int = 32  # captured graphs kept at once
     beam: int = 1  # hypotheses per stream: 1, greedy decoding (NeMo's; the decoder above); more, beam search
-    # (``decoding.beam``: better with phrase boosting, never captured as a graph)
+    # (``decoding.beam``: better with phrase boosting; captured as graphs like label looping)
 
 
 class ModelStep:
@@ -70,7 +70,7 @@ class ModelStep:
     def run(self, arena: StateArena, batch: StepBatch) -> StepResult:
         """One step; the result holds the real rows only. A grown arena's old graphs are dropped."""
         out = None
-        if self.graphs is not None and self.decoder == LABEL_LOOPING and arena.beam is None:
+        if self.graphs is not None and self.decoder == LABEL_LOOPING:
             out = self.graphs.run(arena, batch)
         if out is None:
             out = step_body(self.model, arena, batch, self.decoder, self.config.sync_every)

@@ -292,8 +292,8 @@ class Check:
 
     def beam(self, part: dict) -> None:
         """Beam search on the device: the tiny model's offline and engine-streamed token ids with beam 4
-        (with and without phrases) must be equal; then real-size bf16 eager steps of beam 4 at 160 ms
-        against greedy's (step_times)."""
+        (with and without phrases) must be equal, and so must its eager and graph steps (buckets 1, 4, 8);
+        then real-size bf16 steps of beam 4 at 160 ms, eager and graph, against greedy's (step_times)."""
         self.cuda_or_rehearsal()
         from onepass.step import StepConfig
 
@@ -319,28 +319,40 @@ class Check:
                 self.log(f"  tiny beam 4, phrases {hotwords}: offline == streamed: {offline == streamed}")
         finally:
             tiny.configure_step(before)
-        part["all_equal"] = all(c["equal"] for c in cases)
+        identity.exact_float32()
+        graphs = part["graph_equality"] = []
+        for b in (1, 4, 8):
+            row = stepcheck.graph_equality(tiny, 160, b, self.p.graph_steps, seed=900 + b, beam=4)
+            graphs.append(row)
+            self.log(f"  tiny beam 4, 160 ms bucket {row['bucket']}: {'equal' if row['equal'] else 'DIFFERENT'} "
+                     f"({row['mode']})")
+        part["all_equal"] = all(c["equal"] for c in cases) and all(r["equal"] for r in graphs)
         self.report.write()
         asr = self.real(torch.bfloat16)
         rows = part["rows"] = []
         cap = self._fit(asr, max(self.p.beam_buckets))
-        stepper = stepcheck.Stepper(asr, 160, cap, graph=False, beam=4)
+        eager = stepcheck.Stepper(asr, 160, cap, graph=False, beam=4)
+        steppers = {"eager": eager, "graph": stepcheck.Stepper(asr, 160, cap, graph=True, share=eager, beam=4)}
         for b in self.p.beam_buckets:
             if b > cap or self.report.time_left() < self.p.reserve_s["beam"]:
                 part["complete"] = False
                 break
-            ms = stepcheck.time_steps(stepper, [stepper.rows(b) for _ in range(2)], self.p.time_reps)
-            greedy = self.step_ms["eager"].get(160, {}).get(b)
-            rows.append(dict(chunk_ms=160, bucket=b, beam4_eager_ms=round(ms, 3),
-                             greedy_eager_ms=None if greedy is None else round(greedy, 3),
-                             ratio=None if not greedy else round(ms / greedy, 2)))
-            self.log(f"  beam 4, 160 ms bucket {b}: {ms:.1f} ms (greedy eager {greedy})")
+            sets = [eager.rows(b) for _ in range(2)]
+            row = dict(chunk_ms=160, bucket=b)
+            for m, st in steppers.items():
+                ms = stepcheck.time_steps(st, sets, self.p.time_reps)
+                greedy = self.step_ms[m].get(160, {}).get(b)
+                row.update({f"beam4_{m}_ms": round(ms, 3),
+                            f"greedy_{m}_ms": None if greedy is None else round(greedy, 3),
+                            f"{m}_ratio": None if not greedy else round(ms / greedy, 2)})
+            rows.append(row)
+            self.log(f"  beam 4, 160 ms bucket {b}: {row}")
             self.report.write()
-        stepper = None
+        steppers = eager = sets = None
         self._free()
         part.setdefault("complete", True)
         if not part["all_equal"]:
-            part["status"] = "failed: beam search offline and streamed token ids differ"
+            part["status"] = "failed: beam search offline and streamed token ids, or eager and graph steps, differ"
 
     def memory(self, part: dict) -> None:
         self.cuda_or_rehearsal()

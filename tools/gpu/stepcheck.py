@@ -40,11 +40,12 @@ class Stepper:
     def __init__(self, asr, chunk_ms: int, capacity: int, graph: bool, seed: int = 0, share: Stepper | None = None,
                  beam: int = 1):
         """``share``: run on that stepper's arena and slots (graphs are keyed by arena, so each
-        stepper still captures its own). ``beam`` > 1: beam search (eager only)."""
+        stepper still captures its own). ``beam`` > 1: beam search."""
         runner, graphs, Row, LABEL_LOOPING, step_body, read_output = step_api()
         self._graphs, self._Row, self._body, self._read = graphs, Row, step_body, read_output
         self._LL = LABEL_LOOPING
         self.model = asr.model
+        self.beam = beam
         self.r = asr.config.right_context_for_chunk_ms(chunk_ms)
         self.cuda = asr.device.type == "cuda"
         self.graph = graph
@@ -81,8 +82,9 @@ class Stepper:
             return self.step.run(self.arena, batch)
         static = self._static.get(batch.bucket)
         if static is None:
-            static = self._static[batch.bucket] = (self._graphs.static_batch(batch),
-                                                   self._graphs.graph_labels(self.model, batch))
+            labels = (self._graphs.graph_labels(self.model, batch, self.arena) if self.beam > 1
+                      else self._graphs.graph_labels(self.model, batch))
+            static = self._static[batch.bucket] = (self._graphs.static_batch(batch), labels)
         self._graphs.copy_batch(static[0], batch)
         with torch.no_grad():
             out = self._body(self.model, self.arena, static[0], self._LL, sync_every=0, labels=static[1])
@@ -97,12 +99,12 @@ class Stepper:
         return [t for t, _ in self.arena.fields()]
 
 
-def graph_equality(asr, chunk_ms: int, bucket: int, steps: int, seed: int) -> dict:
+def graph_equality(asr, chunk_ms: int, bucket: int, steps: int, seed: int, beam: int = 1) -> dict:
     """The same batches through an eager and a graph stepper on fresh arenas: every step's labels,
     frames and encoder output, and the stream rows of the state, must be ``torch.equal``."""
     rows = max(1, bucket - bucket // 4)  # a padded bucket from 4 up: padding rows must not leak
-    eager = Stepper(asr, chunk_ms, rows, graph=False, seed=seed)
-    graph = Stepper(asr, chunk_ms, rows, graph=True, seed=seed)
+    eager = Stepper(asr, chunk_ms, rows, graph=False, seed=seed, beam=beam)
+    graph = Stepper(asr, chunk_ms, rows, graph=True, seed=seed, beam=beam)
     gen = torch.Generator().manual_seed(seed + 7)
     diffs: dict[str, int] = {"labels": 0, "frames": 0, "encoded": 0}
     for _ in range(steps):
