@@ -56,6 +56,8 @@ def add_parser(sub) -> None:
                    help="onepass's weights and activations (default: %(default)s)")
     p.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
                    help="replay steady-state steps as captured CUDA graphs (default: on with a CUDA --device)")
+    p.add_argument("--beam", type=int, default=1, metavar="K",
+                   help="onepass decodes with beam search of K hypotheses per stream (default: 1, greedy)")
     p.set_defaults(run=run)
 
 
