@@ -198,3 +198,24 @@ def test_a_new_tree_restarts_every_hypothesis_at_its_root(beam_asr):
     arena.attach_boost(slot, arena.boost.add(small))
     assert arena.beam.node[slot].tolist() == [0, 0, 0, 0]
     assert int(arena.boost.node[slot]) == int(arena.boost.root[slot])
+
+
+def test_a_row_past_its_frames_keeps_its_hypotheses():
+    """In a call where a row has fewer frames than the others, the frames it does not have force
+    nothing on it: its labels equal those of a call of its own frames only."""
+    model = onepass.load_model("demo", backend="torch", prepack=False).model
+    with torch.no_grad():
+        model.joint.head.bias[model.config.blank_id] -= 15.0
+    torch.manual_seed(1)
+    enc = 3 * torch.randn(2, 30, model.config.pred_hidden)
+
+    def labels(t_max, valid, final):
+        state = initial_beam_state(model, 2, 4)
+        state, buffers = beam_decode(model, enc[:, :t_max], torch.tensor(valid), state,
+                                     torch.zeros(2, dtype=torch.long), torch.tensor(final))
+        return state, emissions_from_buffers(buffers)
+
+    s_long, e_long = labels(30, [30, 12], [False, False])
+    s_short, e_short = labels(12, [12, 12], [False, False])
+    assert vars(e_long[1]) == vars(e_short[1])
+    assert torch.equal(s_long.score[1], s_short.score[1]) and torch.equal(s_long.tokens[1], s_short.tokens[1])

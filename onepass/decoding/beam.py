@@ -239,6 +239,7 @@ def beam_decode(model: NemotronASR, enc: torch.Tensor, valid: torch.Tensor, stat
         settled = ((state.frames[rows, best] <= frame_offset[:, None] + t - SETTLE)
                    & (pos < state.length[rows, best][:, None]))
         m = torch.maximum((state.length[rows, best] - (p - symbols)).clamp(min=0), settled.sum(dim=1))
+        m = torch.where(live_row, m, 0)  # a row past its frames is not searched: nothing is forced on it
         head = pos < m[:, None]
         differ = (((state.tokens != state.tokens[rows, best][:, None]) & head[:, None]).any(-1)
                   | (state.length < m[:, None]))
