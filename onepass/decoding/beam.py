@@ -31,7 +31,7 @@ import torch
 
 from ..model.asr import NemotronASR
 from .boosting import BoostRows
-from .label_looping import LabelBuffers, allocate_buffers
+from .label_looping import LabelBuffers, ready_buffers
 
 BEAM_SYMBOLS = 3  # labels a hypothesis may emit per encoder frame
 PENDING = 48  # labels a hypothesis may hold past what its stream has emitted
@@ -165,15 +165,7 @@ def beam_decode(model: NemotronASR, enc: torch.Tensor, valid: torch.Tensor, stat
         boost = BoostRows(boost.back, boost.arc_token, boost.arc_next, boost.arc_gain, hyp_root, hyp_root,
                           boost.root_token.repeat_interleave(k, 0), boost.root_next.repeat_interleave(k, 0),
                           boost.root_gain.repeat_interleave(k, 0), blank)
-    need = beam_capacity(t_max, symbols, p)
-    if out is None:
-        out = allocate_buffers(b, need, 1, dev)
-    else:
-        if out.capacity < need or out.counts.shape[0] != b:
-            raise ValueError(f"buffers hold {out.counts.shape[0]} rows x {out.capacity} labels; "
-                             f"this call needs {b} x {need}")
-        for buf in (out.token_ids, out.frames, out.probs, out.counts):
-            buf.zero_()
+    out = ready_buffers(out, b, beam_capacity(t_max, symbols, p), dev)
     out_tok, out_frame, out_prob = out.token_ids, out.frames, out.probs
     cap = out.capacity - 1  # the last column takes the writes of labels not emitted
     count = out.counts

@@ -57,6 +57,18 @@ def allocate_buffers(batch: int, frames: int, max_symbols: int, device: torch.de
                         torch.zeros(batch, dtype=torch.long, device=device))
 
 
+def ready_buffers(out: LabelBuffers | None, rows: int, capacity: int, device: torch.device | str) -> LabelBuffers:
+    """``out`` checked (``rows`` rows of at least ``capacity`` labels) and zeroed; new zeroed buffers for None."""
+    if out is None:
+        return allocate_buffers(rows, capacity, 1, device)
+    if out.capacity < capacity or out.counts.shape[0] != rows:
+        raise ValueError(f"buffers hold {out.counts.shape[0]} rows x {out.capacity} labels; "
+                         f"this call needs {rows} x {capacity}")
+    for buf in (out.token_ids, out.frames, out.probs, out.counts):
+        buf.zero_()
+    return out
+
+
 @torch.no_grad()
 def label_looping_decode(model: NemotronASR, enc: torch.Tensor, valid: torch.Tensor, state: DecoderState,
                          frame_offset: torch.Tensor, *, sync_every: int = 0,
@@ -76,14 +88,7 @@ def label_looping_decode(model: NemotronASR, enc: torch.Tensor, valid: torch.Ten
     dev = enc.device
     max_symbols = max(1, model.config.max_symbols_per_step)
     bound = buffer_capacity(t_max, max_symbols)
-    if out is None:
-        out = allocate_buffers(b, t_max, max_symbols, dev)
-    else:
-        if out.capacity < bound or out.counts.shape[0] != b:
-            raise ValueError(f"buffers hold {out.counts.shape[0]} rows x {out.capacity} labels; "
-                             f"this call needs {b} x {bound}")
-        for buf in (out.token_ids, out.frames, out.probs, out.counts):
-            buf.zero_()
+    out = ready_buffers(out, b, bound, dev)
     if t_max == 0:
         return out
     valid = valid.to(dev).clamp(max=t_max)
