@@ -20,7 +20,6 @@ from ..decoding.greedy import DecoderState, initial_decoder_state
 from ..model.asr import NemotronASR
 from ..model.encoder import EncoderState
 from ..model.rows import Rows, put, take
-from ..model.subsampling import SubsamplingState
 
 SCRATCH = 0  # the padding row
 
