@@ -95,7 +95,8 @@ def test_pending_labels_are_bounded_and_chunks_change_nothing():
         out = [[] for _ in range(b)]
         for s in range(0, t, step):
             n = (valid - s).clamp(min=0, max=step)
-            state, buffers = beam_decode(model, enc[:, s:s + step], n, state, torch.full((b,), s), valid <= s + step)
+            state, buffers = beam_decode(model, enc[:, s:s + step], n, state, torch.full((b,), s),
+                                         valid <= s + step)
             em = emissions_from_buffers(buffers)
             assert int(state.length.max()) <= pending
             for row, e in zip(out, em):

@@ -133,8 +133,9 @@ class StateArena:
         put(d.pred, slots, state.pred)
 
     def beam_rows(self, slots: Rows) -> BeamState:
-        """The hypotheses of ``slots`` for one decoding call (copies; ``write_beam`` puts them back)."""
-        return BeamState(*[take(t, slots, dim).clone() for t, dim in self.beam.slot_fields()])
+        """The hypotheses of ``slots`` for one decoding call (views for a slice, else copies: ``beam_decode``
+        writes none of its inputs; ``write_beam`` puts the new state back)."""
+        return BeamState(*[take(t, slots, dim) for t, dim in self.beam.slot_fields()])
 
     def write_beam(self, slots: Rows, state: BeamState) -> None:
         for (dst, dim), (src, _) in zip(self.beam.slot_fields(), state.slot_fields()):
