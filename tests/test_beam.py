@@ -16,6 +16,7 @@ from onepass.decoding.beam import beam_decode, initial_beam_state
 from onepass.decoding.label_looping import emissions_from_buffers
 from onepass.decoding.phrases import BEAM_BOOST, DEFAULT_BOOST, compile_phrases, hotword_settings
 from onepass.errors import OnePassError
+from tests.test_hotwords_engine import streamed
 
 SAMPLES = Path(onepass.__file__).parent / "assets" / "samples"
 FILES = ["en-US.wav", "de-DE.wav", "es-ES.wav", "en-US-long.wav"]
@@ -32,13 +33,6 @@ def audios():
     return [load_for_model(str(SAMPLES / f))[0] for f in FILES]
 
 
-def _stream(asr, audio, lang, chunk_ms, hotwords=None, piece=1234):
-    session = asr.stream(language=lang, chunk_ms=chunk_ms, hotwords=hotwords)
-    for i in range(0, len(audio), piece):
-        session.accept(audio[i:i + piece], 16000)
-    return session.finish().token_ids
-
-
 @pytest.mark.parametrize("chunk_ms", [80, 1120])
 @pytest.mark.parametrize("hotwords", [None, ["Describe", "officer"]])
 def test_offline_equals_streaming_and_batched_equals_alone(beam_asr, audios, chunk_ms, hotwords):
@@ -47,7 +41,7 @@ def test_offline_equals_streaming_and_batched_equals_alone(beam_asr, audios, chu
     for audio, lang, t in zip(audios, LANGS, batched):
         alone = beam_asr.transcribe_batch([audio], language=lang, chunk_ms=chunk_ms, hotwords=hotwords)[0]
         assert alone.token_ids == t.token_ids
-        assert _stream(beam_asr, audio, lang, chunk_ms, hotwords) == t.token_ids
+        assert streamed(beam_asr, audio, lang, chunk_ms, hotwords, piece=1234).token_ids == t.token_ids
 
 
 def test_rows_with_and_without_phrases_share_a_batch(beam_asr, audios):
@@ -182,7 +176,7 @@ def test_odd_lengths_with_beam(beam_asr, samples):
     rng = torch.Generator().manual_seed(samples)
     audio = (0.1 * torch.randn(samples, generator=rng)).numpy()
     offline = beam_asr.transcribe(audio, 16000, language="en-US", chunk_ms=80, hotwords=["go"]).token_ids
-    assert _stream(beam_asr, audio, "en-US", 80, ["go"], piece=97) == offline
+    assert streamed(beam_asr, audio, "en-US", 80, ["go"], piece=97).token_ids == offline
 
 
 def test_a_new_tree_restarts_every_hypothesis_at_its_root(beam_asr):

@@ -36,11 +36,9 @@ def replica_config(args: argparse.Namespace) -> ReplicaConfig:
         device = "cuda"  # Ray gives the replica its GPU(s) as CUDA_VISIBLE_DEVICES
     if args.cuda_graphs and not device.startswith("cuda"):
         raise OnePassError("--cuda-graphs needs a CUDA --device (or --num-gpus)")
-    from ..step.runner import MAX_BEAM
+    from ..step.runner import check_beam
 
-    beam = getattr(args, "beam", 1)
-    if not 1 <= beam <= MAX_BEAM:
-        raise OnePassError(f"beam size must be 1 to {MAX_BEAM}, got {beam}")
+    beam = check_beam(getattr(args, "beam", 1))
     model = ModelSpec(model=str(args.model), device=device, dtype=args.dtype, backend=args.backend,
                       onnx_dir=args.onnx_dir, quantize=args.quantize, cuda_graphs=args.cuda_graphs, beam=beam)
     auto = args.max_streams == "auto"

@@ -68,9 +68,7 @@ class BeamState:
     def pick(self, index: torch.Tensor) -> "BeamState":
         """Hypotheses ``index`` (B, K') of each stream (copies)."""
         b = torch.arange(index.shape[0], device=index.device)[:, None]
-        return BeamState(self.h[:, b, index], self.c[:, b, index], self.pred[b, index], self.score[b, index],
-                         self.node[b, index], self.tokens[b, index], self.frames[b, index], self.probs[b, index],
-                         self.length[b, index])
+        return BeamState(*[t[:, b, index] if dim else t[b, index] for t, dim in self.slot_fields()])
 
     def where(self, keep: torch.Tensor, other: "BeamState") -> "BeamState":
         """Per stream (``keep`` (B,) bool): this state's hypotheses, else ``other``'s."""
@@ -115,13 +113,12 @@ def _merge(a: BeamState, b: BeamState, beam: int) -> BeamState:
     return s.pick(s.score.topk(beam, dim=1).indices)
 
 
-def _candidates(lp: torch.Tensor, rows: BoostRows | None, node: torch.Tensor, root: torch.Tensor,
+def _candidates(lp: torch.Tensor, blank: int, rows: BoostRows | None, node: torch.Tensor, root: torch.Tensor,
                 beam: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per hypothesis (lp (H, V) log-probabilities; node (H,) absolute): the best ``beam`` non-blank
     labels by log-probability plus bonus: (labels, gain, next node), each (H, beam). The bonus rule
     is greedy boosting's (``boosting.bonus``); only the node's arcs, the root's arcs and the model's
     own best labels can be among the best (every other label gets the node's ``back``)."""
-    blank = lp.shape[1] - 1 if rows is None else rows.blank
     plain = lp.clone()
     plain[:, blank] = NEG
     if rows is None:
@@ -201,8 +198,7 @@ def beam_decode(model: NemotronASR, enc: torch.Tensor, valid: torch.Tensor, stat
             nxt = ended if nxt is None else _merge(nxt, ended, k)  # the frame's first: distinct sequences
             if s == symbols - 1:
                 break
-            node = root.repeat_interleave(k) + a.node.reshape(-1)
-            labels, gain, to = _candidates(lp, boost, node, hyp_root, k)  # (B*K, K)
+            labels, gain, to = _candidates(lp, blank, boost, hyp_root + a.node.reshape(-1), hyp_root, k)  # (B*K, K)
             lab_lp = lp.gather(1, labels)
             score = (a.score.view(b * k, 1) + lab_lp + gain).view(b, k * k)
             score = torch.where(score > nxt.score.min(dim=1, keepdim=True).values, score, NEG)  # cannot reach the beam

@@ -47,7 +47,6 @@ class StateArena:
     def __init__(self, model: NemotronASR, right_context: int, capacity: int = 8, growth: int = 8,
                  replayable: bool = True, beam: int = 1):
         self.model = model
-        self.beam_size = beam
         self.replayable = replayable  # steps on it may be captured as CUDA graphs (False: short-lived arenas)
         self.right_context = right_context
         self.growth = max(1, growth)
@@ -107,7 +106,7 @@ class StateArena:
         """Reallocate for ``capacity`` streams, keeping every row (new addresses: a new generation)."""
         if capacity <= self.capacity:
             return
-        fresh_state = _initial(self.model, capacity + 1, self.beam_size)
+        fresh_state = _initial(self.model, capacity + 1, self.beam.score.shape[1] if self.beam is not None else 1)
         fresh = _fields(*fresh_state)
         for (dst, dim), (src, _) in zip(fresh, self.fields()):
             dst.narrow(dim, 0, src.shape[dim]).copy_(src)

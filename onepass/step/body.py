@@ -65,20 +65,21 @@ def step_body(model: NemotronASR, arena: StateArena, batch: StepBatch, decoder: 
     enc, proj, n = model.encode(batch.mel, batch.valid, batch.final, arena.encoder, arena.right_context,
                                 prompt, batch.lead, slots, steady)
     n = torch.where(live, n, torch.zeros_like(n))
-    dec = arena.decoder_rows(slots)
     boost = arena.boost_rows(slots)  # None while no stream of the arena has phrases
-    emissions = None
-    if arena.beam is not None:  # beam search: the arena's hypotheses (``dec`` stays as it is)
+    if arena.beam is not None:  # beam search: the arena's hypotheses (the greedy state is not used)
         hyps, labels = beam_decode(model, proj, n, arena.beam_rows(slots), offsets, batch.final, boost,
                                    host_reads=decoder == WINDOWED or sync_every > 0, out=labels)
         arena.write_beam(slots, hyps)
-    elif decoder == WINDOWED:
+        return StepOutput(n, labels, None, enc)
+    dec = arena.decoder_rows(slots)
+    emissions = None
+    if decoder == WINDOWED:
         emissions = greedy_decode(model, proj, n, dec, offsets, boost)
     else:
         labels = label_looping_decode(model, proj, n, dec, offsets, sync_every=sync_every, out=labels, boost=boost)
     arena.write_decoder(slots, dec)
     arena.write_boost(slots, boost)
-    return StepOutput(n, labels if emissions is None else None, emissions, enc)
+    return StepOutput(n, labels if decoder != WINDOWED else None, emissions, enc)
 
 
 def read_output(out: StepOutput, rows: int) -> StepResult:

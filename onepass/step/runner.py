@@ -14,6 +14,15 @@ from .body import LABEL_LOOPING, WINDOWED, StepResult, read_output, step_body
 from .graphs import CudaGraphs
 
 MAX_BEAM = 16
+
+
+def check_beam(beam: int) -> int:
+    """A beam size (hypotheses per stream) or OnePassError."""
+    if not 1 <= beam <= MAX_BEAM:
+        raise OnePassError(f"beam size must be 1 to {MAX_BEAM}, got {beam}")
+    return beam
+
+
 GPU_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 
 
@@ -42,8 +51,7 @@ class ModelStep:
         on_cpu = self.device.type == "cpu"
         if config.decoder not in ("auto", WINDOWED, LABEL_LOOPING):
             raise ValueError(f"unknown decoder {config.decoder!r}")
-        if not 1 <= config.beam <= MAX_BEAM:
-            raise OnePassError(f"beam size must be 1 to {MAX_BEAM}, got {config.beam}")
+        check_beam(config.beam)
         self.decoder = config.decoder if config.decoder != "auto" else (WINDOWED if on_cpu else LABEL_LOOPING)
         self.buckets = config.buckets if config.buckets is not None else (None if on_cpu else GPU_BUCKETS)
         self.graphs = (CudaGraphs(model, config.graph_warmup, config.max_graphs, self.buckets)
