@@ -209,3 +209,42 @@ def test_long_form_batches_train_from_the_shipped_directory(tmp_path, corpus):
     losses = [float(line.split(" rnnt ")[1].split()[0]) for line in out.stdout.splitlines()
               if line.startswith("step ")]
     assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses))) and min(losses) > 0
+
+
+def test_focus_words_are_drawn_more_often_into_long_form_examples():
+    """A training config's ``focus`` section (hard_words.py's words): a clip with one of its language's words
+    (matched after normalising case and punctuation) is drawn ``weight`` times as often; without the section
+    the draws stay uniform."""
+    import random
+    from collections import Counter
+
+    from tools.demo_model.batches import focus_weights
+    from tools.demo_model.longform import LongFormConfig, draw_clips
+
+    texts = ["I know.", "Go there now.", "Set west?", "Eye line, here!", "Trial set."]
+    rows = [{"text": t, "lang": "en-US", "duration": 1.0} for t in texts]
+    by_lang = {"en-US": list(range(len(rows)))}
+    cum = focus_weights(rows, by_lang, {"weight": 4.0, "words": {"en-US": ["know", "line"], "de-DE": ["mehr"]}})
+    assert cum == {"en-US": [4.0, 5.0, 6.0, 10.0, 11.0]}
+    cfg = LongFormConfig(max_utts=1)
+    for weights, expect in ((cum, [4 / 11, 1 / 11, 1 / 11, 4 / 11, 1 / 11]), (None, [0.2] * 5)):
+        rng = random.Random(0)
+        seen = Counter(i for _ in range(11000) for i in draw_clips(by_lang, [1.0] * 5, rng, cfg, weights))
+        assert [seen[i] / 11000 for i in range(5)] == pytest.approx(expect, abs=0.015)
+
+
+def test_hard_words_are_counted_on_the_alignment_of_whole_streams():
+    from collections import Counter
+
+    from tools.demo_model.hard_words import hard, word_errors
+
+    refs = [["i know this", "go now"], ["i know", "set west now"]]
+    hyps = ["eye no this go now", "i know set west"]  # stream 1: "i", "know" wrong; stream 2: "now" deleted
+    seen, wrong = word_errors(refs, hyps)
+    assert seen == Counter({"i": 2, "know": 2, "now": 2, "this": 1, "go": 1, "set": 1, "west": 1})
+    assert wrong == Counter({"i": 1, "know": 1, "now": 1})
+    # 3 errors in 10 words: a hard word errs at least twice as often (factor 2), seen at least twice
+    assert hard(seen, wrong, min_count=2, min_rate=0.1, factor=2.0) == {}
+    assert hard(seen, wrong, min_count=2, min_rate=0.1, factor=1.5) == {"i": [2, 0.5], "know": [2, 0.5],
+                                                                         "now": [2, 0.5]}
+    assert hard(seen, wrong, min_count=3, min_rate=0.1, factor=1.0) == {}

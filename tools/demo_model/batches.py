@@ -5,6 +5,7 @@ targets of each clip in ``batch.extra``."""
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import soundfile as sf
@@ -13,6 +14,7 @@ import torch
 from onepass.training.data import Batch, collate, make_batches
 from onepass.training.settings import AugmentSettings, BatchSettings
 
+from .evaluate import normalize
 from .longform import LongFormConfig, build_example, draw_clips
 from .start import AUTO_SLOT, PROMPT_SLOT
 from .targets import pad_frame_targets
@@ -26,6 +28,18 @@ def augment_settings(cfg) -> AugmentSettings:
 
 def batch_settings(cfg, max_frames: int | None = None) -> BatchSettings:
     return BatchSettings(batch_seconds=(max_frames or cfg.max_frames_per_batch) / 100, max_utterances=cfg.max_batch)
+
+
+def focus_weights(rows: list[dict], by_lang: dict[str, list[int]], focus: dict) -> dict[str, list[float]]:
+    """Cumulative draw weights per language in by_lang's order: ``focus["weight"]`` for a clip whose
+    normalised text has one of ``focus["words"][lang]``, else 1."""
+    w = float(focus["weight"])
+    out = {}
+    for lang, idx in by_lang.items():
+        words = set(focus["words"].get(lang, ()))
+        out[lang] = list(itertools.accumulate(
+            w if words.intersection(normalize(rows[i]["text"]).split()) else 1.0 for i in idx))
+    return out
 
 
 class DemoBatches:
@@ -47,6 +61,7 @@ class DemoBatches:
             if len(labels[i]):
                 self.by_lang.setdefault(row["lang"], []).append(i)
         self.durations = [float(row.get("duration", 0.0)) for row in rows]
+        self.cum_weights = focus_weights(rows, self.by_lang, cfg.focus) if cfg.focus else None
         self.augment = augment_settings(cfg)
 
     # --- resume state --------------------------------------------------------------------------------
@@ -82,7 +97,7 @@ class DemoBatches:
         cfg, rows = self.cfg, self.rows
         out_f, out_l, out_p = [], [], []
         while len(out_f) < cfg.max_batch:
-            idx = draw_clips(self.by_lang, self.durations, self.lf_rng, self.lf_cfg)
+            idx = draw_clips(self.by_lang, self.durations, self.lf_rng, self.lf_cfg, self.cum_weights)
             clips = [(sf.read(rows[i]["audio_filepath"], dtype="float32")[0], rows[i]["text"], rows[i].get("words"))
                      for i in idx]
             audio, text = build_example(clips, self.lf_rng, self.lf_cfg)

@@ -89,13 +89,17 @@ def build_example(clips: list[tuple[np.ndarray, str, list | None]], rng: random.
 
 
 def draw_clips(by_lang: dict[str, list[int]], durations: list[float], rng: random.Random,
-               cfg: LongFormConfig) -> list[int]:
-    """Indices of 1 ... max_utts clips of one random language, at most max_seconds of speech and pauses."""
+               cfg: LongFormConfig, cum_weights: dict[str, list[float]] | None = None) -> list[int]:
+    """Indices of 1 ... max_utts clips of one random language, at most max_seconds of speech and pauses;
+    uniform over the language's clips, or by ``cum_weights`` (per language, cumulative, in by_lang's order)."""
     lang = rng.choice(sorted(by_lang))
     n = rng.randint(1, cfg.max_utts)
     out, total = [], 0.0
     for _ in range(n):
-        i = rng.choice(by_lang[lang])
+        if cum_weights:
+            i = rng.choices(by_lang[lang], cum_weights=cum_weights[lang])[0]
+        else:
+            i = rng.choice(by_lang[lang])
         if out and total + durations[i] + cfg.pause_max > cfg.max_seconds:
             break
         out.append(i)

@@ -97,6 +97,9 @@ class TrainConfig:
     # fly from the corpus wavs; the other batches are the single clips as before. 0: off (no random draw)
     longform_max_frames: int = 3000  # mel frames of a long-form batch, padding included
     longform: dict = field(default_factory=dict)  # LongFormConfig fields
+    focus: dict = field(default_factory=dict)  # {"weight": w, "words": {lang: [word, ...]}}: a clip with one of
+    # its language's words (normalised: lowercase, no punctuation; hard_words.py finds them) is drawn w times as
+    # often into long-form examples; empty: uniform draws
     ema_decay: float = 0.0  # > 0: also keep an exponential moving average of the weights (decay per step),
     # exported to OUT/hf_ema beside OUT/hf_last at every checkpoint; 0: none
     model: ModelConfig = field(default_factory=ModelConfig)
