@@ -1,5 +1,5 @@
 """tools/demo_model/recipe.py, the one-command reproduction of the shipped demo model: its stages name
-existing configs and chain, its last stages are the model card's run28-run32 and avg32 commands, markers make a
+existing configs and chain, its last stages are the model card's run28-run34 and avg34 commands, markers make a
 rerun go on after the last finished stage, and a failed command stops it with one line. Nothing is trained
 here: the command runner is replaced by one that records the commands."""
 
@@ -13,8 +13,9 @@ from tools.demo_model import recipe
 
 TOOLS = Path(recipe.__file__).parent
 
-# The model card's commands for the last stages, run28-run32 and avg32 (docs/demo_model.md "Training recipe";
-# the eighteenth to twenty-second sessions' in docs/history/demo-model-training-log.md), comments left out.
+# The model card's commands for the last stages, run28-run32, avg32, run34 and avg34 (docs/demo_model.md
+# "Training recipe"; the eighteenth to twenty-third sessions' in docs/history/demo-model-training-log.md),
+# comments left out.
 CARD_LAST = r"""
 python -m tools.demo_model.make_corpus --out /work/demo_corpus9 --train-per-lang 4000 --test-per-lang 150 \
     --words-per-lang 400 --extra-train-per-lang 8000 --train-variants wide \
@@ -41,10 +42,16 @@ python -m tools.demo_model.train --corpus /work/demo_corpus9 --out /work/demo_co
     --lazy-features --deadline-min 58
 python -m tools.demo_model.average --out /work/demo_corpus9/avg32/hf_ema /work/demo_corpus9/run31/hf_ema \
     /work/demo_corpus9/run32/hf_ema
-python -m tools.demo_model.export --run /work/demo_corpus9/avg32 --corpus /work/heldout --weights hf_ema
+python -m tools.demo_model.rebuild_spm --out /work/demo_corpus9/run34
+python -m tools.demo_model.train --corpus /work/demo_corpus9 --out /work/demo_corpus9/run34 \
+    --config tools/demo_model/demo_config_longform10.json --init-from /work/demo_corpus9/avg32/hf_ema \
+    --lazy-features --deadline-min 55
+python -m tools.demo_model.average --out /work/demo_corpus9/avg34/hf_ema /work/demo_corpus9/avg32/hf_ema \
+    /work/demo_corpus9/run34/hf_ema
+python -m tools.demo_model.export --run /work/demo_corpus9/avg34 --corpus /work/heldout --weights hf_ema
 ln -s /work/demo_corpus9/train.jsonl /work/heldout/train.jsonl
-bash tools/demo_model/eval_all.sh onepass/assets/demo /work/heldout /work/eval_avg32
-python -m tools.demo_model.eval_table /work/eval_avg32/results.jsonl
+bash tools/demo_model/eval_all.sh onepass/assets/demo /work/heldout /work/eval_avg34
+python -m tools.demo_model.eval_table /work/eval_avg34/results.jsonl
 """
 
 
@@ -76,14 +83,15 @@ def test_dry_run_names_every_stage_config_and_each_exists(tmp_path, capsys):
     named = {option(c, "--config") for cs in groups.values() for c in cs} - {None}
     shipped = ({p.name for p in TOOLS.glob("demo_config.json")} | {p.name for p in TOOLS.glob("demo_config_stage*.json")}
                | {"demo_config_longform3.json", "demo_config_longform4.json", "demo_config_longform5.json",
-                  "demo_config_longform6.json", "demo_config_longform7.json", "demo_config_longform8.json"})
+                  "demo_config_longform6.json", "demo_config_longform7.json", "demo_config_longform8.json",
+                  "demo_config_longform10.json"})
     assert {Path(n).name for n in named} == shipped  # the other long-form configs (runs not shipped) are not stages
     for n in named:
         assert (recipe.REPO / n).is_file(), n
     assert list(groups) == ["demo_corpus3", "run13a", "run13b", "demo_corpus4", "run14", "run15", "run16", "heldout",
                             "run17", "run18", "run19", "demo_corpus5", "run20", "demo_corpus6", "run22",
                             "demo_corpus7", "run23", "demo_corpus8", "run24", "demo_corpus9", "run27", "run28", "run29",
-                            "run30", "run31", "run32", "avg32", "demo"]
+                            "run30", "run31", "run32", "avg32", "run34", "avg34", "demo"]
     made = [option(c, "--out") for cs in groups.values() for c in cs if "tools.demo_model.make_corpus" in c]
     assert len(made) == len(set(made)) == len(recipe.CORPORA)  # each corpus once
 
@@ -95,15 +103,18 @@ def test_stages_chain(tmp_path, capsys):
     assert "--init-from" not in first and "--resume" not in first
     for prev, stage in zip(recipe.STAGES, recipe.STAGES[1:]):
         if stage.init == "average":  # no training: the named earlier stages' shipped weights, averaged
-            (avg,) = groups[stage.name]
+            avg, *export = groups[stage.name]  # then exported when a stage starts from it
             assert avg[:3] == ["python", "-m", "tools.demo_model.average"]
             sources = [s for s in recipe.STAGES if s.name in stage.average]
             assert [s.name for s in sources] == list(stage.average) and prev in sources
-            assert avg[5:] == [option(train_command(groups[s.name]), "--out") + f"/{s.weights}" for s in sources]
+            assert avg[5:] == [str(recipe.run_dir(work, s) / s.weights) for s in sources]
             assert option(avg, "--out") == str(recipe.run_dir(work, stage) / stage.weights)
+            assert len(export) == (stage is not recipe.STAGES[-1])
             continue
         before, now = groups[prev.name], train_command(groups[stage.name])
-        prev_out = option(train_command(before), "--out")
+        prev_out = str(recipe.run_dir(work, prev))
+        if prev.init != "average":
+            assert option(train_command(before), "--out") == prev_out
         if stage.init == "resume":
             assert "--resume" in now and option(now, "--out") == prev_out
         elif stage.init == "ckpt":
@@ -117,18 +128,19 @@ def test_stages_chain(tmp_path, capsys):
             (spm,) = [c for c in groups[stage.name] if "tools.demo_model.rebuild_spm" in c]
             assert option(spm, "--out") == option(now, "--out")
     (export, *_) = groups[recipe.FINAL]
-    assert option(export, "--run") == str(recipe.run_dir(work, recipe.STAGES[-1])) == str(work / "demo_corpus9/avg32")
+    assert option(export, "--run") == str(recipe.run_dir(work, recipe.STAGES[-1])) == str(work / "demo_corpus9/avg34")
     assert option(export, "--dst") == str(work / "demo")
 
 
-def test_last_stages_are_the_model_cards_run28_to_avg32(tmp_path, capsys):
+def test_last_stages_are_the_model_cards_run28_to_avg34(tmp_path, capsys):
     work = tmp_path / "w"
     groups = dry_run(work, capsys)
     # The card starts run28 from the shipped run27 (onepass/assets/demo) and run29 to run32 from the
-    # previous run's weight average as the trainer wrote it, and exports avg32 to and evaluates onepass/assets/demo;
+    # previous run's weight average as the trainer wrote it, run34 from avg32's, and exports avg34 to and evaluates
+    # onepass/assets/demo;
     # the recipe keeps all of them in WORK, each weight average exported to <run>/export first.
     between = {str(work / "demo_corpus9" / run / "export"): f"/work/demo_corpus9/{run}/hf_ema"
-               for run in ("run28", "run29", "run30", "run31")}
+               for run in ("run28", "run29", "run30", "run31", "avg32")}
     shipped = {str(work / "demo_corpus9" / "run27" / "export"): "onepass/assets/demo", **between,
                str(work / "demo"): "onepass/assets/demo", "-sf": "-s"}
 
@@ -146,10 +158,11 @@ def test_last_stages_are_the_model_cards_run28_to_avg32(tmp_path, capsys):
                 out.append(shipped.get(a, a).replace(str(work), "/work"))
         return out
 
-    commands = [c for name in ("demo_corpus9", "run28", "run29", "run30", "run31", "run32", "avg32", "demo")
+    commands = [c for name in ("demo_corpus9", "run28", "run29", "run30", "run31", "run32", "avg32", "run34", "avg34",
+                               "demo")
                 for c in groups[name]]
     exports = [c for c in commands if option(c, "--dst") in between]
-    assert len(exports) == 4 and all(option(c, "--weights") == "hf_ema" for c in exports)
+    assert len(exports) == 5 and all(option(c, "--weights") == "hf_ema" for c in exports)
     ours = [normalise(c) for c in commands if option(c, "--dst") not in between]
     card = [shlex.split(line) for line in CARD_LAST.replace("\\\n", " ").strip().splitlines()]
     assert ours == card
