@@ -9,9 +9,9 @@ the evaluation's own streams, from the training manifest: the held-out set is ne
 offline at each chunk size; every reference word's substitution or deletion on its stream's alignment
 counts against that word. A word is hard when it occurs at least ``--min-count`` times and its error rate is
 at least ``--min-rate`` and ``--factor`` times the rate of all words. The JSON holds the word list (the
-normalised word: lowercase, no punctuation) per language with each word's count and rate; the training
-config's ``focus`` section names the file (train.py: clips with a hard word are drawn ``weight`` times as
-often into long-form examples).
+normalised word: lowercase, no punctuation) per language with each word's count and rate; a training
+config's ``focus`` section takes the word lists, copied in (train.py: clips with one of them are drawn
+``weight`` times as often into long-form examples).
 """
 
 from __future__ import annotations
