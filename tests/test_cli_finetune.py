@@ -263,6 +263,7 @@ def test_user_errors(tmp_path, capsys):
              (["--distill", "-1"], "--distill"),
              (["--anchor", "5000", "--lr", "1e-3"], "below 1 / --lr"),
              (["--pred-input-drop", "1"], "--pred-input-drop"),
+             (["--fastemit", "-0.1"], "--fastemit"),
              (["--lr-scale", "encoder=0"], "--lr-scale"),
              (["--lr-scale", "lstm=0.5"], "--lr-scale"),
              (["--lr-scale", "encoder"], "--lr-scale"),

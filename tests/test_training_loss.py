@@ -1,12 +1,13 @@
 """The RNN-T loss of onepass.training: exact against a scalar dynamic programme, the same value and
-gradients whether or not the joint is computed in slices, and the slices never exceed their bound."""
+gradients whether or not the joint is computed in slices, and the slices never exceed their bound;
+FastEmit scales each label arc's gradient (its occupancy) by 1 + lambda and leaves blank arcs alone."""
 
 import math
 
 import pytest
 import torch
 
-from onepass.training.loss import frames_per_slice, lattice_log_probs, rnnt_loss, rnnt_nll
+from onepass.training.loss import fastemit, frames_per_slice, lattice_log_probs, rnnt_loss, rnnt_nll
 
 
 def reference_nll(logits, targets, T_len, U_len, blank):
@@ -128,3 +129,59 @@ def test_collapsed_kl_against_each_node_by_hand():
     sb2[1, 4:] = 0.0  # outside utterance 1's frames
     se2[2, :, 0] = 0.0  # utterance 2 has no labels
     assert torch.equal(collapsed_kl(tb, te, sb2, se2, frames, labels), kl)
+
+
+def arc_occupancy(blank_lp, emit_lp, T, U):
+    """Posterior probability of each blank arc [T, U+1] and label arc [T, U] of one utterance by a scalar
+    forward-backward pass (float64): minus the plain NLL's gradient with respect to each arc's log-prob."""
+    b, e = blank_lp.double().tolist(), emit_lp.double().tolist()
+    lse = lambda xs: max(xs) + math.log(sum(math.exp(x - max(xs)) for x in xs)) if max(xs) > -math.inf else -math.inf
+    a = [[-math.inf] * (U + 1) for _ in range(T)]
+    beta = [[-math.inf] * (U + 1) for _ in range(T)]
+    for t in range(T):
+        for u in range(U + 1):
+            xs = [0.0] if t == 0 and u == 0 else []
+            if t > 0:
+                xs.append(a[t - 1][u] + b[t - 1][u])
+            if u > 0:
+                xs.append(a[t][u - 1] + e[t][u - 1])
+            a[t][u] = lse(xs)
+    for t in reversed(range(T)):
+        for u in reversed(range(U + 1)):
+            xs = [b[t][u]] if t == T - 1 and u == U else []
+            if t < T - 1:
+                xs.append(b[t][u] + beta[t + 1][u])
+            if u < U:
+                xs.append(e[t][u] + beta[t][u + 1])
+            beta[t][u] = lse(xs)
+    logp = beta[0][0]
+    blank_occ = torch.zeros(T, U + 1, dtype=torch.float64)
+    emit_occ = torch.zeros(T, U, dtype=torch.float64)
+    for t in range(T):
+        for u in range(U + 1):
+            nxt = beta[t + 1][u] if t < T - 1 else (0.0 if u == U else -math.inf)
+            blank_occ[t, u] = math.exp(a[t][u] + b[t][u] + nxt - logp)
+            if u < U:
+                emit_occ[t, u] = math.exp(a[t][u] + e[t][u] + beta[t][u + 1] - logp)
+    return blank_occ, emit_occ
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.01, 0.5])
+def test_fastemit_keeps_the_loss_and_scales_the_label_arcs_gradient(lam):
+    g = torch.Generator().manual_seed(5)
+    B, T, U = 2, 6, 3
+    logits = torch.randn(B, T, U + 1, 2, generator=g)  # per node: (blank, the next label)
+    lp = logits.log_softmax(-1)
+    blank_lp = lp[..., 0].clone().requires_grad_(True)
+    emit_lp = lp[:, :, :U, 1].clone().requires_grad_(True)
+    T_len, U_len = torch.tensor([6, 4]), torch.tensor([3, 2])
+    nll = rnnt_nll(blank_lp, fastemit(emit_lp, lam), T_len, U_len)
+    plain = rnnt_nll(blank_lp.detach(), emit_lp.detach(), T_len, U_len)
+    assert torch.allclose(nll.detach(), plain)  # the value is the plain NLL
+    nll.sum().backward()
+    for i in range(B):
+        t, u = int(T_len[i]), int(U_len[i])
+        blank_occ, emit_occ = arc_occupancy(blank_lp[i, :t, : u + 1].detach(), emit_lp[i, :t, :u].detach(), t, u)
+        assert torch.allclose(-blank_lp.grad[i, :t, : u + 1].double(), blank_occ, atol=1e-5)
+        assert torch.allclose(-emit_lp.grad[i, :t, :u].double(), (1 + lam) * emit_occ, atol=1e-5)
+        assert float(blank_lp.grad[i, t:].abs().sum() + emit_lp.grad[i, :, u:].abs().sum()) == 0.0

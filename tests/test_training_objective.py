@@ -1,5 +1,6 @@
 """onepass.training.objective: prediction-net input dropout (``drop_history``, ``RNNTObjective``'s
-``pred_input_drop``) replaces history tokens only, in training mode only, reproducibly from its state."""
+``pred_input_drop``) replaces history tokens only, in training mode only, reproducibly from its state;
+FastEmit (``fastemit_weight``) changes the training gradient, not the loss value, and nothing in eval mode."""
 
 import pytest
 import torch
@@ -84,3 +85,26 @@ def test_distillation_holds_what_the_starting_model_knows_and_skips_what_it_does
                                                   rel=1e-5)
         model.eval()
         assert "distill" not in distilling(model, batch, 13, 0).metrics
+
+
+def test_fastemit_changes_the_training_gradient_only():
+    from onepass.training.network import load_trainable
+
+    model = load_trainable("demo").model
+    g = torch.Generator().manual_seed(4)
+    batch = collate([torch.randn(120, 128, generator=g) - 5.0 for _ in range(2)],
+                    [torch.randint(5, 600, (12,), generator=g).tolist() for _ in range(2)], [0, 0])
+    weight = next(model.joint.parameters())
+
+    def loss_and_grad(objective, training):
+        model.train(training)
+        model.zero_grad()
+        out = objective(model, batch, 13, 0)
+        out.loss.backward()
+        return float(out.loss.detach()), weight.grad.clone()
+
+    for training in (True, False):
+        plain_loss, plain_grad = loss_and_grad(RNNTObjective(), training)
+        fe_loss, fe_grad = loss_and_grad(RNNTObjective(fastemit_weight=0.5), training)
+        assert fe_loss == pytest.approx(plain_loss, rel=1e-6)
+        assert torch.equal(fe_grad, plain_grad) != training

@@ -45,6 +45,10 @@ def add_parser(sub) -> None:
     g.add_argument("--pred-input-drop", type=float, default=0.0, metavar="P",
                    help="replace each history token of the prediction network by the start symbol with probability "
                         "P, so a small domain's word order does not become a language model (e.g. 0.1; default: off)")
+    g.add_argument("--fastemit", type=float, default=0.0, metavar="L",
+                   help="FastEmit regularization: the RNN-T loss's gradient toward emitting a label is 1 + L times "
+                        "the plain one, so a streaming model emits sooner and drops fewer words it is unsure of "
+                        "(NeMo's fastemit_lambda; e.g. 0.01; default: off)")
     g.add_argument("--distill", type=float, default=0.0, metavar="W",
                    help="add W x the divergence of the model's blank / next-label probabilities from the starting "
                         "model's on the lines that model already gets right (a frozen copy; replay lines of its own "
@@ -101,6 +105,8 @@ def settings_from(args: argparse.Namespace):
         raise OnePassError(f"--distill must be in [0, 100], got {args.distill}")
     if not 0.0 <= args.pred_input_drop < 1.0:
         raise OnePassError(f"--pred-input-drop must be in [0, 1), got {args.pred_input_drop}")
+    if not 0.0 <= args.fastemit <= 1.0:
+        raise OnePassError(f"--fastemit must be in [0, 1], got {args.fastemit}")
     parse_lr_scale(args.lr_scale)  # a bad spec fails before anything is read
     masks = {"freq_masks": 0, "time_masks": 0} if args.no_specaugment else {}
     augment = AugmentSettings(freq_warp=args.freq_warp, **masks)
@@ -110,7 +116,8 @@ def settings_from(args: argparse.Namespace):
         device=args.device, precision=args.precision, seed=args.seed, threads=args.threads,
         validate_every=args.validate_every,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every, ema_decay=args.ema,
-        pred_input_drop=args.pred_input_drop, distill=args.distill, val_chunk_ms=tuple(args.val_chunk_ms or ()),
+        pred_input_drop=args.pred_input_drop, fastemit=args.fastemit, distill=args.distill,
+        val_chunk_ms=tuple(args.val_chunk_ms or ()),
         resume=args.resume,
         progress=not args.no_progress and sys.stderr.isatty(),
         optim=OptimSettings(lr=args.lr, schedule=args.schedule, warmup_steps=args.warmup_steps,

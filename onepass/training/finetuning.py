@@ -242,7 +242,7 @@ def finetune(s: FinetuneSettings, say: Callable[[str], None] = print) -> Finetun
     hooks = _Hooks(trainable, out, validator, say)
     # the teacher is the starting model: copied before a resumed run's weights are loaded
     distill = Distillation(copy.deepcopy(trainable.model), s.distill) if s.distill > 0 else None
-    objective = RNNTObjective(s.max_joint_elements, s.pred_input_drop, s.seed, distill)
+    objective = RNNTObjective(s.max_joint_elements, s.pred_input_drop, s.seed, distill, s.fastemit)
     trainer = Trainer(trainable.model, objective, batches, opt,
                       lambda step, p: lr_at(step, total, o, p), loop, state_path, hooks, out / "log.jsonl", device)
     (out / "skipped.txt").write_text("".join(f"{p}\n" for p in skipped), encoding="utf-8")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .data import Batch
-from .loss import DEFAULT_MAX_JOINT_ELEMENTS, collapsed_kl, lattice_log_probs, rnnt_nll
+from .loss import DEFAULT_MAX_JOINT_ELEMENTS, collapsed_kl, fastemit, lattice_log_probs, rnnt_nll
 
 
 @dataclass
@@ -53,10 +53,10 @@ def lattice_from_encoder(model, enc: torch.Tensor, labels: torch.Tensor,
 
 def rnnt_from_encoder(model, enc: torch.Tensor, enc_len: torch.Tensor, labels: torch.Tensor,
                       label_lengths: torch.Tensor, max_joint_elements: int = DEFAULT_MAX_JOINT_ELEMENTS,
-                      pred_inputs: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-utterance RNN-T NLL [B] given the encoder output."""
+                      pred_inputs: torch.Tensor | None = None, fastemit_weight: float = 0.0) -> torch.Tensor:
+    """Per-utterance RNN-T NLL [B] given the encoder output (``fastemit_weight``: see ``loss.fastemit``)."""
     blank_lp, emit_lp = lattice_from_encoder(model, enc, labels, max_joint_elements, pred_inputs)
-    return rnnt_nll(blank_lp, emit_lp, enc_len, label_lengths)
+    return rnnt_nll(blank_lp, fastemit(emit_lp, fastemit_weight), enc_len, label_lengths)
 
 
 def to_device(batch: Batch, device: torch.device) -> Batch:
@@ -105,12 +105,13 @@ class Distillation:
 
 class RNNTObjective:
     """The RNN-T loss per target token (summed NLL / labels) of a batch at one right context, with optional
-    prediction-net input dropout (``pred_input_drop``) and distillation toward the starting model
-    (``distill``, ``Distillation``), both in training mode only."""
+    prediction-net input dropout (``pred_input_drop``), FastEmit (``fastemit_weight``, ``loss.fastemit``) and
+    distillation toward the starting model (``distill``, ``Distillation``), all in training mode only."""
 
     def __init__(self, max_joint_elements: int = DEFAULT_MAX_JOINT_ELEMENTS, pred_input_drop: float = 0.0,
-                 seed: int = 0, distill: Distillation | None = None):
+                 seed: int = 0, distill: Distillation | None = None, fastemit_weight: float = 0.0):
         self.max_joint_elements, self.pred_input_drop = max_joint_elements, pred_input_drop
+        self.fastemit_weight = fastemit_weight
         self.distill = distill
         self.g = torch.Generator().manual_seed(seed * 31 + 7)
 
@@ -129,7 +130,8 @@ class RNNTObjective:
         if self.pred_input_drop and model.training:
             inputs = drop_history(batch.labels, self.pred_input_drop, int(model.config.blank_token_id), self.g)
         blank_lp, emit_lp = lattice_from_encoder(model, enc, batch.labels, self.max_joint_elements, inputs)
-        nll = rnnt_nll(blank_lp, emit_lp, enc_len, batch.label_lengths)
+        nll = rnnt_nll(blank_lp, fastemit(emit_lp, self.fastemit_weight if model.training else 0.0), enc_len,
+                       batch.label_lengths)
         n = int(batch.label_lengths.sum())
         loss = nll.sum() / max(1, n)
         metrics = {"rnnt": float(loss.detach())}

@@ -67,6 +67,7 @@ class FinetuneSettings:
     resume: bool = False
     ema_decay: float = 0.0  # > 0: validate and save a moving average of the weights (decay per step)
     pred_input_drop: float = 0.0  # probability of replacing a prediction-net history token by the start symbol
+    fastemit: float = 0.0  # FastEmit weight (loss.fastemit): label emissions' gradient times 1 + this
     distill: float = 0.0  # > 0: weight of the distillation toward the starting model (objective.Distillation)
     max_joint_elements: int = 1 << 25  # logits per joint slice of the RNN-T loss (memory bound)
     progress: bool = True  # a progress bar on stderr

@@ -1,6 +1,6 @@
 """The demo recipe's losses on top of onepass.training's RNN-T: an auxiliary CTC head on the encoder
 output, frame-level warm-start targets (a fixed CTC path and espeak-ng phonemes, see targets.py), a
-CTC-only start with a ramp into the RNN-T, prediction-net input dropout, and a decoder-only mode."""
+CTC-only start with a ramp into the RNN-T, prediction-net input dropout, FastEmit, and a decoder-only mode."""
 
 from __future__ import annotations
 
@@ -73,8 +73,8 @@ class DemoObjective:
             y_in = None
             if cfg.pred_input_drop and model.training:
                 y_in = drop_history(batch.labels, cfg.pred_input_drop, int(model.config.blank_token_id), self.g)
-            rnnt = rnnt_from_encoder(model, enc, enc_len, batch.labels, batch.label_lengths,
-                                     pred_inputs=y_in).sum() / max(1, n)
+            rnnt = rnnt_from_encoder(model, enc, enc_len, batch.labels, batch.label_lengths, pred_inputs=y_in,
+                                     fastemit_weight=cfg.fastemit if model.training else 0.0).sum() / max(1, n)
         if self.ctc_head is not None:
             head = self.ctc_head(enc)
             lp = head.log_softmax(-1).transpose(0, 1)  # [T', B, V]

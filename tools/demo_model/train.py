@@ -65,6 +65,7 @@ class TrainConfig:
     rnnt_ramp_steps: int = 200
     pred_input_drop: float = 0.0  # prediction-net inputs replaced by the start symbol (blank) with this
     # probability, so that the prediction net alone cannot model the text (the "language-model only" trap)
+    fastemit: float = 0.0  # FastEmit weight of the RNN-T loss (onepass.training.loss.fastemit)
     auto_prompt_prob: float = 0.0  # an utterance gets the "auto" slot (101) instead of its language's
     warm_subset: int = 0  # clips per language used alone for the first warm_subset_steps steps (curriculum:
     warm_subset_steps: int = 0  # a small set is learnt from the audio before the full set can collapse it)
