@@ -32,6 +32,8 @@ class LongFormConfig:
     long_pause_prob: float = 0.15  # ... or with this probability a longer stretch, uniform pause_max ... long_pause_max
     long_pause_max: float = 4.0
     lead_max: float = 1.0  # silence / noise before the first clip, uniform 0 ... lead_max seconds
+    long_lead_prob: float = 0.0  # ... or with this probability uniform lead_max ... long_lead_max: a stream that
+    long_lead_max: float = 8.0  # opens on more silence than the encoder's attention left context (4.5 s) holds
     zero_prob: float = 0.3  # a pause is digital silence with this probability, else noise
     noise_db: tuple = (-75.0, -35.0)  # noise RMS in dBFS, uniform in this range (white or pink-ish)
     late_join_prob: float = 0.25  # the first clip is cut at a word boundary (a stream joined late)
@@ -61,6 +63,12 @@ def pause_seconds(rng: random.Random, cfg: LongFormConfig) -> float:
     return rng.uniform(0.0, cfg.pause_max)
 
 
+def lead_seconds(rng: random.Random, cfg: LongFormConfig) -> float:
+    if cfg.long_lead_prob and rng.random() < cfg.long_lead_prob:  # no draw without it: old configs replay
+        return rng.uniform(cfg.lead_max, cfg.long_lead_max)
+    return rng.uniform(0.0, cfg.lead_max)
+
+
 def late_join(audio: np.ndarray, text: str, words, rng: random.Random) -> tuple[np.ndarray, str]:
     """The clip cut at a random point between two words (k >= 1 words dropped), and its remaining text.
     Unchanged when the clip has no word times or fewer than 2 words."""
@@ -76,7 +84,7 @@ def late_join(audio: np.ndarray, text: str, words, rng: random.Random) -> tuple[
 def build_example(clips: list[tuple[np.ndarray, str, list | None]], rng: random.Random,
                   cfg: LongFormConfig) -> tuple[np.ndarray, str]:
     """One long-form waveform and its target from ``clips`` [(audio, text, word times)] in order."""
-    parts: list[np.ndarray] = [noise(int(rng.uniform(0, cfg.lead_max) * RATE), rng, cfg)]
+    parts: list[np.ndarray] = [noise(int(lead_seconds(rng, cfg) * RATE), rng, cfg)]
     texts = []
     for j, (audio, text, words) in enumerate(clips):
         if j == 0 and rng.random() < cfg.late_join_prob:
