@@ -106,13 +106,13 @@ CASES = [(lang, c) for c in (80, 1120) for lang in ("en-US", "es-ES", "de-DE")] 
 # it gets right alone; stream WER 8.2 % against 7.1 % alone at 1120 ms, 11.8 % against 10.0 % at 80 ms;
 # docs/demo_model.md) in some cases and through both servers, and not yet in the cases below, which are expected
 # to fail until weights that meet it ship. One stream per case is a small sample: at scale
-# (`evaluate_longform --right-alone`, 150 such streams per chunk size) avg34 passes this test in 115 and 75 of
-# 150 streams at 1120 and 80 ms (avg32, which passed three of these cases, 105 and 66). The "keeps
+# (`evaluate_longform --right-alone`, 150 such streams per chunk size) avg35 passes this test in 117 and 67 of
+# 150 streams at 1120 and 80 ms (avg34, which passed four of these cases, 115 and 75; avg32 105 and 66). The "keeps
 # transcribing" tests hold what every long-form stage does, which run24 (one sentence per stream, then
 # nothing) failed in every case.
 GOAL_NOT_MET = pytest.mark.xfail(reason="issue 35's goal: the shipped demo model still garbles or drops some "
                                  "words at sentence joins (docs/demo_model.md, Long-form)", strict=False)
-NOT_MET = {("en-US", 80), ("es-ES", 80), ("de-DE", 80), ("en-US", 160), ("es-ES", 1120)}
+NOT_MET = {("en-US", 80), ("es-ES", 80), ("de-DE", 80), ("en-US", 160)}
 STRICT_CASES = [pytest.param(*case, marks=GOAL_NOT_MET) if case in NOT_MET else case for case in CASES]
 
 
@@ -302,8 +302,9 @@ def test_long_leads_are_drawn_only_when_asked_and_in_their_range():
 
 
 @pytest.mark.slow  # run31 passed both; avg32 and avg34 lose one of the 138 sentences at 1120 ms (`person risk bit
-# foot not fight me opportunity`), though over 150 streams of such sentences they lose 0 of 900 (run31: 2)
-@pytest.mark.parametrize("chunk_ms,mode", [pytest.param(1120, "offline", marks=GOAL_NOT_MET), (80, "stream")])
+# foot not fight me opportunity`), avg35 the same one at 80 ms, though over 150 streams of such sentences they
+# lose at most a few of 900
+@pytest.mark.parametrize("chunk_ms,mode", [(1120, "offline"), pytest.param(80, "stream", marks=GOAL_NOT_MET)])
 def test_demo_five_minute_stream_does_not_degrade(chunk_ms, mode):
     """A 5-minute English stream of held-out sentences the model gets right alone (repeated, in shuffled
     order, 0-1 s pauses): its last minute's WER is within 0.05 of its first minute's, and no sentence is

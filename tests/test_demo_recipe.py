@@ -1,5 +1,5 @@
 """tools/demo_model/recipe.py, the one-command reproduction of the shipped demo model: its stages name
-existing configs and chain, its last stages are the model card's run28-run34 and avg34 commands, markers make a
+existing configs and chain, its last stages are the model card's run28-run35 and avg35 commands, markers make a
 rerun go on after the last finished stage, and a failed command stops it with one line. Nothing is trained
 here: the command runner is replaced by one that records the commands."""
 
@@ -13,8 +13,9 @@ from tools.demo_model import recipe
 
 TOOLS = Path(recipe.__file__).parent
 
-# The model card's commands for the last stages, run28-run32, avg32, run34 and avg34 (docs/demo_model.md
-# "Training recipe"; the eighteenth to twenty-third sessions' in docs/history/demo-model-training-log.md),
+# The model card's commands for the last stages, run28-run32, avg32, run34, avg34, run35 and avg35
+# (docs/demo_model.md "Training recipe"; the eighteenth to twenty-fourth sessions' in
+# docs/history/demo-model-training-log.md),
 # comments left out.
 CARD_LAST = r"""
 python -m tools.demo_model.make_corpus --out /work/demo_corpus9 --train-per-lang 4000 --test-per-lang 150 \
@@ -48,10 +49,16 @@ python -m tools.demo_model.train --corpus /work/demo_corpus9 --out /work/demo_co
     --lazy-features --deadline-min 55
 python -m tools.demo_model.average --out /work/demo_corpus9/avg34/hf_ema /work/demo_corpus9/avg32/hf_ema \
     /work/demo_corpus9/run34/hf_ema
-python -m tools.demo_model.export --run /work/demo_corpus9/avg34 --corpus /work/heldout --weights hf_ema
+python -m tools.demo_model.rebuild_spm --out /work/demo_corpus9/run35
+python -m tools.demo_model.train --corpus /work/demo_corpus9 --out /work/demo_corpus9/run35 \
+    --config tools/demo_model/demo_config_longform11.json --init-from /work/demo_corpus9/avg34/hf_ema \
+    --lazy-features --deadline-min 55
+python -m tools.demo_model.average --out /work/demo_corpus9/avg35/hf_ema /work/demo_corpus9/avg34/hf_ema \
+    /work/demo_corpus9/run35/hf_ema
+python -m tools.demo_model.export --run /work/demo_corpus9/avg35 --corpus /work/heldout --weights hf_ema
 ln -s /work/demo_corpus9/train.jsonl /work/heldout/train.jsonl
-bash tools/demo_model/eval_all.sh onepass/assets/demo /work/heldout /work/eval_avg34
-python -m tools.demo_model.eval_table /work/eval_avg34/results.jsonl
+bash tools/demo_model/eval_all.sh onepass/assets/demo /work/heldout /work/eval_avg35
+python -m tools.demo_model.eval_table /work/eval_avg35/results.jsonl
 """
 
 
@@ -84,14 +91,14 @@ def test_dry_run_names_every_stage_config_and_each_exists(tmp_path, capsys):
     shipped = ({p.name for p in TOOLS.glob("demo_config.json")} | {p.name for p in TOOLS.glob("demo_config_stage*.json")}
                | {"demo_config_longform3.json", "demo_config_longform4.json", "demo_config_longform5.json",
                   "demo_config_longform6.json", "demo_config_longform7.json", "demo_config_longform8.json",
-                  "demo_config_longform10.json"})
+                  "demo_config_longform10.json", "demo_config_longform11.json"})
     assert {Path(n).name for n in named} == shipped  # the other long-form configs (runs not shipped) are not stages
     for n in named:
         assert (recipe.REPO / n).is_file(), n
     assert list(groups) == ["demo_corpus3", "run13a", "run13b", "demo_corpus4", "run14", "run15", "run16", "heldout",
                             "run17", "run18", "run19", "demo_corpus5", "run20", "demo_corpus6", "run22",
                             "demo_corpus7", "run23", "demo_corpus8", "run24", "demo_corpus9", "run27", "run28", "run29",
-                            "run30", "run31", "run32", "avg32", "run34", "avg34", "demo"]
+                            "run30", "run31", "run32", "avg32", "run34", "avg34", "run35", "avg35", "demo"]
     made = [option(c, "--out") for cs in groups.values() for c in cs if "tools.demo_model.make_corpus" in c]
     assert len(made) == len(set(made)) == len(recipe.CORPORA)  # each corpus once
 
@@ -128,19 +135,20 @@ def test_stages_chain(tmp_path, capsys):
             (spm,) = [c for c in groups[stage.name] if "tools.demo_model.rebuild_spm" in c]
             assert option(spm, "--out") == option(now, "--out")
     (export, *_) = groups[recipe.FINAL]
-    assert option(export, "--run") == str(recipe.run_dir(work, recipe.STAGES[-1])) == str(work / "demo_corpus9/avg34")
+    assert option(export, "--run") == str(recipe.run_dir(work, recipe.STAGES[-1])) == str(work / "demo_corpus9/avg35")
     assert option(export, "--dst") == str(work / "demo")
 
 
-def test_last_stages_are_the_model_cards_run28_to_avg34(tmp_path, capsys):
+def test_last_stages_are_the_model_cards_run28_to_avg35(tmp_path, capsys):
     work = tmp_path / "w"
     groups = dry_run(work, capsys)
     # The card starts run28 from the shipped run27 (onepass/assets/demo) and run29 to run32 from the
-    # previous run's weight average as the trainer wrote it, run34 from avg32's, and exports avg34 to and evaluates
+    # previous run's weight average as the trainer wrote it, run34 from avg32's, run35 from avg34's, and exports
+    # avg35 to and evaluates
     # onepass/assets/demo;
     # the recipe keeps all of them in WORK, each weight average exported to <run>/export first.
     between = {str(work / "demo_corpus9" / run / "export"): f"/work/demo_corpus9/{run}/hf_ema"
-               for run in ("run28", "run29", "run30", "run31", "avg32")}
+               for run in ("run28", "run29", "run30", "run31", "avg32", "avg34")}
     shipped = {str(work / "demo_corpus9" / "run27" / "export"): "onepass/assets/demo", **between,
                str(work / "demo"): "onepass/assets/demo", "-sf": "-s"}
 
@@ -159,10 +167,10 @@ def test_last_stages_are_the_model_cards_run28_to_avg34(tmp_path, capsys):
         return out
 
     commands = [c for name in ("demo_corpus9", "run28", "run29", "run30", "run31", "run32", "avg32", "run34", "avg34",
-                               "demo")
+                               "run35", "avg35", "demo")
                 for c in groups[name]]
     exports = [c for c in commands if option(c, "--dst") in between]
-    assert len(exports) == 5 and all(option(c, "--weights") == "hf_ema" for c in exports)
+    assert len(exports) == 6 and all(option(c, "--weights") == "hf_ema" for c in exports)
     ours = [normalise(c) for c in commands if option(c, "--dst") not in between]
     card = [shlex.split(line) for line in CARD_LAST.replace("\\\n", " ").strip().splitlines()]
     assert ours == card

@@ -1,17 +1,18 @@
-"""Reproduce the shipped demo model (onepass/assets/demo, avg34: the mean of avg32's and run34's weights,
-avg32 the mean of run31's and run32's weight averages) in one command.
+"""Reproduce the shipped demo model (onepass/assets/demo, avg35: the mean of avg34's and run35's weights,
+avg34 of avg32's and run34's, avg32 of run31's and run32's weight averages) in one command.
 
     python -m tools.demo_model.recipe --work /path/DIR [--dry-run] [--list]
         [--from-stage NAME] [--until-stage NAME] [--device cuda]
 
-Runs the eighteen training stages of docs/history/demo-model-training-log.md in order (run13 from
-scratch ... run17 grown to 8 layers ... run24 ... run27-run32 and run34, the long-form fine-tunes) and two
-averaging stages (avg32: the mean of run31's and run32's weights; avg34: of avg32's and run34's), as
+Runs the nineteen training stages of docs/history/demo-model-training-log.md in order (run13 from
+scratch ... run17 grown to 8 layers ... run24 ... run27-run32, run34 and run35, the long-form fine-tunes) and
+three averaging stages (avg32: the mean of run31's and run32's weights; avg34: of avg32's and run34's; avg35: of
+avg34's and run35's), as
 subprocesses of the tools/demo_model modules (make_corpus, rebuild_spm, train, average, export, eval_all.sh,
 eval_table) with the log's arguments, then
-a final stage "demo": avg34 exported to WORK/demo (an HF directory, the same files as
+a final stage "demo": avg35 exported to WORK/demo (an HF directory, the same files as
 onepass/assets/demo) and the held-out evaluation of the model card (eval_all.sh; the table is written to
-WORK/eval_avg34/table.md). Nothing is written outside WORK: where the log started a stage from the
+WORK/eval_avg35/table.md). Nothing is written outside WORK: where the log started a stage from the
 shipped directory, the recipe starts it from the previous stage's export in WORK/<corpus>/<run>/export.
 
 Each corpus is made once, into WORK/<corpus> (demo_corpus3 ... demo_corpus9, heldout), when the first
@@ -22,11 +23,11 @@ commands that would run (shell-quoted, from the repository root) and runs nothin
 stages.
 
 Time on 2 CPU cores, from the log: about 27 hours. Training is wall-clock bound (each stage's cosine
-schedule is squeezed into its --deadline-min): 1,565 minutes (run13 82 as logged: 3,000 steps in about
-20 minutes, then up to 64 more; run14-run34 their deadlines, 85 + 100 + 118 + 120 + 66 + 115 + 108 + 105 +
-115 + 110 + 95 + 85 + 38 + 55 + 55 + 58 + 55 = 1,483), plus the corpora, 37 minutes (100 s, 6, 7, 6, ~6 (corpus7
+schedule is squeezed into its --deadline-min): 1,620 minutes (run13 82 as logged: 3,000 steps in about
+20 minutes, then up to 64 more; run14-run35 their deadlines, 85 + 100 + 118 + 120 + 66 + 115 + 108 + 105 +
+115 + 110 + 95 + 85 + 38 + 55 + 55 + 58 + 55 + 55 = 1,538), plus the corpora, 37 minutes (100 s, 6, 7, 6, ~6 (corpus7
 was not timed), 4 minutes 16 s and about 6 for corpus9; 6 s and 2 minutes 38 s for the held-out set and
-corpus9 on the machine of 2026-12-08), plus the evaluation, 11 minutes: 1,613 minutes;
+corpus9 on the machine of 2026-12-08), plus the evaluation, 11 minutes: 1,668 minutes;
 add a feature pass of about 2.5 minutes before each run's clock starts and a minute per export.
 
 ``--device cuda`` passes ``--device cuda`` to every train command (train.py supports it: the model and
@@ -127,6 +128,10 @@ STAGES = (
     # often (hard_words.py; 5,949 steps); shipped as avg34, the mean of avg32's and run34's weights
     Stage("run34", "run34", "demo_corpus9", "demo_config_longform10.json", "hf", 55, weights="hf_ema", lazy=True),
     Stage("avg34", "avg34", "demo_corpus9", None, "average", 0, weights="hf_ema", average=("avg32", "run34")),
+    # run35: from avg34, the same with FastEmit 0.01 (seed 11; 7,000 steps in 47 minutes); shipped as avg35, the
+    # mean of avg34's and run35's weights
+    Stage("run35", "run35", "demo_corpus9", "demo_config_longform11.json", "hf", 55, weights="hf_ema", lazy=True),
+    Stage("avg35", "avg35", "demo_corpus9", None, "average", 0, weights="hf_ema", average=("avg34", "run35")),
 )
 
 
