@@ -7,7 +7,6 @@ import shlex
 import sys
 from pathlib import Path
 
-import pytest
 
 from tools.demo_model import recipe
 
