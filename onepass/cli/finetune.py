@@ -47,7 +47,7 @@ def add_parser(sub) -> None:
                         "P, so a small domain's word order does not become a language model (e.g. 0.1; default: off)")
     g.add_argument("--fastemit", type=float, default=0.0, metavar="L",
                    help="FastEmit regularization: the RNN-T loss's gradient toward emitting a label is 1 + L times "
-                        "the plain one, so a streaming model emits sooner and drops fewer words it is unsure of "
+                        "the plain one, so a streaming model learns to emit sooner instead of waiting for more audio "
                         "(NeMo's fastemit_lambda; e.g. 0.01; default: off)")
     g.add_argument("--distill", type=float, default=0.0, metavar="W",
                    help="add W x the divergence of the model's blank / next-label probabilities from the starting "

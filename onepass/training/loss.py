@@ -66,8 +66,8 @@ def fastemit(emit_lp: torch.Tensor, weight: float) -> torch.Tensor:
     """FastEmit (Yu et al., 2021, "FastEmit: Low-latency Streaming ASR with Sequence-level Emission
     Regularization"): the label log-probs with their values unchanged and (1 + ``weight``) times their
     gradient, so that the RNN-T loss rewards the lattice paths that emit a label over those that wait
-    (blank) more than the likelihood alone does. A streaming model trained with it emits earlier and drops
-    fewer words it is unsure of; the loss value is the plain NLL (NeMo's ``fastemit_lambda``)."""
+    (blank) more than the likelihood alone does: a streaming model trained with it learns to emit sooner
+    instead of waiting for more audio. The loss value is the plain NLL (NeMo's ``fastemit_lambda``)."""
     if weight == 0:
         return emit_lp
     return emit_lp + weight * (emit_lp - emit_lp.detach())

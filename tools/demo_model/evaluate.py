@@ -125,8 +125,8 @@ def main() -> None:
                                  for k, v in res["langs"].items())
                 lead = f" lead {lead_s:g} s" if lead_s else ""
                 print(f"{chunk_ms:5d} ms {mode:8s}{lead} RTFx {res['rtfx']:6.1f}  {line}", flush=True)
-            for r, h in list(zip(rows, hyps))[: args.show]:
-                print(f"    REF {r['text']}\n    HYP {h}")
+                for r, h in list(zip(rows, hyps))[: args.show]:
+                    print(f"    REF {r['text']}\n    HYP {h}")
     if args.json:
         print(json.dumps(dict(model=str(args.model), manifest=str(args.manifest), n=len(rows), results=results)))
 
