@@ -38,9 +38,14 @@ def word_errors(refs: list[list[str]], hyps: list[str]) -> tuple[Counter, Counte
     return seen, wrong
 
 
+def error_rate(seen: Counter, wrong: Counter) -> float:
+    """The error rate of all words counted."""
+    return sum(wrong.values()) / max(1, sum(seen.values()))
+
+
 def hard(seen: Counter, wrong: Counter, min_count: int, min_rate: float, factor: float) -> dict[str, list]:
     """{word: [count, error rate]} of the hard words, hardest first."""
-    overall = sum(wrong.values()) / max(1, sum(seen.values()))
+    overall = error_rate(seen, wrong)
     out = {w: [n, round(wrong[w] / n, 3)] for w, n in seen.items()
            if n >= min_count and wrong[w] / n >= max(min_rate, factor * overall)}
     return dict(sorted(out.items(), key=lambda kv: -kv[1][1]))
@@ -79,7 +84,7 @@ def main() -> None:
             seen.update(s)
             wrong.update(w)
         words = hard(seen, wrong, args.min_count, args.min_rate, args.factor)
-        rate = sum(wrong.values()) / max(1, sum(seen.values()))
+        rate = error_rate(seen, wrong)
         result[lang] = {"word_error_rate": round(rate, 4), "words_counted": sum(seen.values()), "hard": words}
         print(f"{lang}: {sum(seen.values())} words, error rate {rate:.1%}; {len(words)} hard: "
               + ", ".join(f"{w} {r:.0%} ({n})" for w, (n, r) in words.items()), flush=True)
